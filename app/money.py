@@ -1,0 +1,70 @@
+"""The one money module: every amount is a Decimal, rounded once, by one rule.
+
+Rule: amounts are rounded to the currency's minor unit (ISO 4217 via Babel), ROUND_HALF_UP,
+exactly once, at the point an amount becomes a charge, credit or price (`quantize`).
+Rates (per-minute prices) keep RATE_PLACES decimals and are never rounded to cents
+on their own: only the resulting charge is.
+"""
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_precision
+
+ZERO = Decimal("0")
+RATE_PLACES = 6          # per-minute rates, connect fees in rate sheets
+MONEY_SCALE = 4          # Numeric(18, 4) columns: room for 3-decimal currencies
+RATE_SCALE = RATE_PLACES
+
+
+class MoneyError(ValueError):
+    """A value that is not a valid amount; the message is fit for a form field."""
+
+
+def minor_units(currency: str) -> int:
+    return get_currency_precision((currency or "USD").upper())
+
+
+def quantize(amount, currency: str = "USD") -> Decimal:
+    """Round an amount to the currency's minor unit, half-up. The only rounding of money."""
+    exp = Decimal(1).scaleb(-minor_units(currency))
+    return to_decimal(amount).quantize(exp, rounding=ROUND_HALF_UP)
+
+
+def to_decimal(value) -> Decimal:
+    """Decimal from str/int/Decimal. Floats are refused: they have already lost cents."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError("money must not be a float or bool; pass a str or Decimal")
+    if isinstance(value, int):
+        return Decimal(value)
+    if value is None:
+        raise MoneyError("An amount is required.")
+    try:
+        d = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise MoneyError(f"“{value}” is not a number.") from None
+    if not d.is_finite():
+        raise MoneyError(f"“{value}” is not a number.")
+    return d
+
+
+def parse_amount(text, currency: str = "USD", *, allow_negative=False, max_places=None) -> Decimal:
+    """Parse a typed amount for a form: clear message if it is not a valid amount."""
+    d = to_decimal(text)
+    places = minor_units(currency) if max_places is None else max_places
+    if -d.as_tuple().exponent > places:
+        raise MoneyError(f"Use at most {places} decimal places.")
+    if d < 0 and not allow_negative:
+        raise MoneyError("The amount cannot be negative.")
+    if abs(d) >= Decimal(10) ** 13:
+        raise MoneyError("The amount is too large.")
+    return d
+
+
+def parse_rate(text) -> Decimal:
+    """A per-minute rate or fee: up to RATE_PLACES decimals, not negative."""
+    return parse_amount(text, max_places=RATE_PLACES)
+
+
+def format_money(amount, currency: str = "USD", locale: str = "en_US") -> str:
+    return format_currency(to_decimal(amount), (currency or "USD").upper(), locale=locale)

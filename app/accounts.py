@@ -1,0 +1,78 @@
+"""The customer Account: the container billed for calls, users and numbers."""
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.money import MONEY_SCALE
+from tenants.mixins import TenantOwned
+from tenants.models import utcnow
+
+Money = Numeric(18, MONEY_SCALE)
+
+STATUSES = ("active", "disabled", "suspended", "closed")
+BILLING_TYPES = ("prepaid", "postpaid")
+EXPIRY_MODES = ("none", "date", "days_after_first_use", "days_after_creation")
+
+
+class Account(TenantOwned, db.Model):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("account_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_number: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    first_name: Mapped[str] = mapped_column(String(80), default="")
+    last_name: Mapped[str] = mapped_column(String(80), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    company: Mapped[str] = mapped_column(String(120), default="", index=True)
+    address: Mapped[str] = mapped_column(String(255), default="")
+    city: Mapped[str] = mapped_column(String(80), default="")
+    state: Mapped[str] = mapped_column(String(80), default="")
+    postcode: Mapped[str] = mapped_column(String(20), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+
+    status: Mapped[str] = mapped_column(String(12), default="active", index=True)
+    billing_type: Mapped[str] = mapped_column(String(10), default="prepaid", index=True)
+    # Changed only by app.ledger.post (one atomic UPDATE); never a form field.
+    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    max_channels: Mapped[int] = mapped_column(default=0)  # 0 = unlimited
+    cps_limit: Mapped[int] = mapped_column(default=0)      # 0 = unlimited
+    low_balance_threshold: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    email_alerts: Mapped[bool] = mapped_column(default=True)
+    play_insufficient_credit: Mapped[bool] = mapped_column(default=True)
+    invoice_day: Mapped[int] = mapped_column(default=1)
+    vat_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal("0"))
+    vat_number: Mapped[str] = mapped_column(String(40), default="")
+    expiry_mode: Mapped[str] = mapped_column(String(24), default="none")
+    expiry_date: Mapped[date | None] = mapped_column()
+    expiry_days: Mapped[int | None] = mapped_column()
+    first_used_at: Mapped[datetime | None] = mapped_column()
+    autorefill: Mapped[bool] = mapped_column(default=False)
+    initial_balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    pin: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Optimistic lock: a stale edit form fails instead of overwriting newer data.
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def available_credit(self) -> Decimal:
+        """What calls may still spend: prepaid balance, or postpaid credit-limit headroom."""
+        if self.billing_type == "postpaid":
+            return self.balance + self.credit_limit
+        return self.balance
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.company or self.account_number

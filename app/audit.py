@@ -1,0 +1,61 @@
+"""Audit log: who did what to which record, from which login (and on whose behalf)."""
+from datetime import datetime
+
+from flask import has_request_context, request, session
+from flask_login import current_user
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from tenants.mixins import TenantOwned
+from tenants.models import utcnow
+
+
+class AuditEntry(TenantOwned, db.Model):
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_email: Mapped[str] = mapped_column(String(254), default="system")
+    # The reseller/admin login behind an impersonated customer session, if any.
+    impersonator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(60))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[int | None] = mapped_column()
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+def record(action: str, obj=None, *, tenant_id: int | None = None, account_id: int | None = None,
+           **details) -> AuditEntry:
+    """Add an audit entry for `obj` in the current session (the caller commits)."""
+    actor_id, actor_email, impersonator_id, ip = None, "system", None, ""
+    if has_request_context():
+        if current_user and current_user.is_authenticated:
+            actor_id, actor_email = current_user.id, current_user.email
+        impersonator_id = session.get("impersonator_id")
+        ip = (request.remote_addr or "")[:45]
+    if obj is not None:
+        tenant_id = tenant_id or getattr(obj, "tenant_id", None)
+        if type(obj).__name__ == "Account":
+            account_id = account_id or obj.id
+        else:
+            account_id = account_id or getattr(obj, "account_id", None)
+    if type(obj).__name__ == "Tenant":
+        tenant_id = obj.id
+    entry = AuditEntry(
+        tenant_id=tenant_id, actor_id=actor_id, actor_email=actor_email,
+        impersonator_id=impersonator_id, action=action,
+        object_type=type(obj).__name__ if obj is not None else "",
+        object_id=getattr(obj, "id", None), account_id=account_id,
+        details={k: _plain(v) for k, v in details.items()}, ip=ip,
+    )
+    db.session.add(entry)
+    return entry
+
+
+def _plain(v):
+    return v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)

@@ -1,0 +1,166 @@
+"""Background jobs: RQ on Redis in production, a thread in-process for the embedded default.
+
+`enqueue()` queues a job for after the current transaction commits (so the worker sees
+what the request wrote, and a rolled-back request queues nothing). Jobs are module-level
+functions that take ids; `job_id` makes a second enqueue a no-op (RQ `unique=True`), while
+the job's own database keys stop a second effect.
+"""
+import functools
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ringledger-job")
+_local_jobs: dict[str, dict] = {}   # in-process job id -> {"status", "meta"}
+_local_lock = threading.Lock()
+_current_local = threading.local()
+
+
+def enqueue(func, *args, job_id: str | None = None, **kwargs):
+    """Run `func(*args, **kwargs)` in the background once the current transaction commits."""
+    db.session.info.setdefault("pending_jobs", []).append((func, args, kwargs, job_id))
+    return job_id
+
+
+@event.listens_for(Session, "after_commit")
+def _dispatch_after_commit(session):
+    pending = session.info.pop("pending_jobs", None)
+    for func, args, kwargs, job_id in pending or ():
+        dispatch(func, *args, job_id=job_id, **kwargs)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_on_rollback(session):
+    session.info.pop("pending_jobs", None)
+
+
+def redis_connection(app=None):
+    from redis import Redis
+
+    app = app or current_app
+    url = app.config.get("REDIS_URL")
+    if not url:
+        return None
+    conn = app.extensions.get("ringledger_redis")
+    if conn is None:
+        conn = app.extensions["ringledger_redis"] = Redis.from_url(url)
+    return conn
+
+
+def queue(app=None):
+    from rq import Queue
+
+    app = app or current_app
+    return Queue(app.config["RQ_QUEUE"], connection=redis_connection(app))
+
+
+def dispatch(func, *args, job_id: str | None = None, **kwargs):
+    """Hand a job over now: to RQ if configured, else to an in-process thread."""
+    app = current_app._get_current_object()
+    if app.config.get("REDIS_URL"):
+        from rq.exceptions import DuplicateJobError
+
+        try:
+            job = queue(app).enqueue(func, *args, job_id=job_id, unique=bool(job_id), **kwargs)
+            return job.id
+        except DuplicateJobError:
+            log.info("job %s already queued", job_id)
+            return job_id
+    job_id = job_id or uuid.uuid4().hex
+    with _local_lock:
+        if job_id in _local_jobs and _local_jobs[job_id]["status"] in ("queued", "started"):
+            return job_id
+        _local_jobs[job_id] = {"status": "queued", "meta": {}}
+    if app.config.get("JOBS_SYNCHRONOUS"):
+        _run_local(app, job_id, func, args, kwargs)
+    else:
+        _executor.submit(_run_local, app, job_id, func, args, kwargs)
+    return job_id
+
+
+def _run_local(app, job_id, func, args, kwargs):
+    _local_jobs[job_id]["status"] = "started"
+    _current_local.job_id = job_id
+    try:
+        with app.app_context():
+            func(*args, **kwargs)
+        _local_jobs[job_id]["status"] = "finished"
+    except Exception:
+        log.exception("in-process job %s failed", job_id)
+        _local_jobs[job_id]["status"] = "failed"
+    finally:
+        _current_local.job_id = None
+
+
+def set_progress(done: int, total: int, **extra) -> None:
+    """Called from inside a job: the polling progress bar reads this."""
+    meta = {"done": done, "total": total, **extra}
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None:
+        job.meta.update(meta)
+        job.save_meta()
+        return
+    job_id = getattr(_current_local, "job_id", None)
+    if job_id:
+        _local_jobs[job_id]["meta"].update(meta)
+
+
+def job_status(job_id: str) -> dict | None:
+    """{"status": queued|started|finished|failed, "meta": {...}} or None if unknown."""
+    if current_app.config.get("REDIS_URL"):
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        try:
+            job = Job.fetch(job_id, connection=redis_connection())
+        except NoSuchJobError:
+            return None
+        return {"status": job.get_status(refresh=False).value, "meta": dict(job.meta)}
+    info = _local_jobs.get(job_id)
+    return None if info is None else {"status": info["status"], "meta": dict(info["meta"])}
+
+
+def in_app_context(func):
+    """Wrap a job function so it runs inside an app context with one commit at the end."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return _run_and_commit(func, args, kwargs)
+        with _worker_app().app_context():
+            return _run_and_commit(func, args, kwargs)
+    return wrapper
+
+
+def _run_and_commit(func, args, kwargs):
+    try:
+        result = func(*args, **kwargs)
+        db.session.commit()
+        return result
+    except Exception:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
+
+
+_app = None
+
+
+def _worker_app():
+    global _app
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    return _app

@@ -1,0 +1,116 @@
+"""Platform admin: resellers, their logins, platform settings."""
+from flask import flash, redirect, request, url_for
+from sqlalchemy import func, select
+
+from app.accounts import Account
+from app.auth import LoginError, create_login
+from app.extensions import db
+from app.users import User
+from app.web import render
+from portals.admin import bp
+from portals.forms import LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm
+from tenants import Tenant, get_or_404
+from tenants.operations import TenantError, create_tenant, set_status, update_tenant
+
+
+def _tenant_choices():
+    tenants = db.session.execute(select(Tenant).order_by(Tenant.path)).scalars()
+    return [(t.id, ("— " * t.depth) + t.name) for t in tenants]
+
+
+@bp.get("/", endpoint="dashboard")
+def dashboard():
+    counts = {
+        "resellers": db.session.scalar(select(func.count()).select_from(Tenant).where(Tenant.parent_id.is_not(None))),
+        "accounts": db.session.scalar(select(func.count()).select_from(Account)),
+        "logins": db.session.scalar(select(func.count()).select_from(User)),
+    }
+    return render("admin/dashboard.html", counts=counts)
+
+
+@bp.get("/resellers")
+def resellers():
+    rows = db.session.execute(
+        select(Tenant, func.count(Account.id)).outerjoin(Account, Account.tenant_id == Tenant.id)
+        .group_by(Tenant.id).order_by(Tenant.path)
+    ).all()
+    return render("admin/resellers.html", rows=rows, form=StatusForm())
+
+
+@bp.route("/resellers/new", methods=["GET", "POST"])
+def reseller_new():
+    form = ResellerForm()
+    form.parent_id.choices = _tenant_choices()
+    if form.validate_on_submit():
+        try:
+            tenant = create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
+                                   email=form.email.data, currency=form.currency.data,
+                                   base_extension=form.base_extension.data)
+        except TenantError as e:
+            getattr(form, e.field).errors.append(str(e))
+        else:
+            db.session.commit()
+            flash(f"Reseller {tenant.name} created. Add its owner login next.", "success")
+            return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+    return render("admin/reseller_form.html", form=form, status=422 if form.errors else 200,
+                  title="New reseller")
+
+
+@bp.get("/resellers/<int:tenant_id>")
+def reseller_detail(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    logins = db.session.execute(select(User).where(User.tenant_id == tenant.id, User.account_id.is_(None))
+                                .order_by(User.email)).scalars().all()
+    children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
+    return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,
+                  login_form=LoginCreateForm(), status_form=StatusForm())
+
+
+@bp.route("/resellers/<int:tenant_id>/edit", methods=["GET", "POST"])
+def reseller_edit(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    form = ResellerEditForm(obj=tenant)
+    if form.validate_on_submit():
+        update_tenant(tenant, name=form.name.data, email=form.email.data, currency=form.currency.data,
+                      base_extension=form.base_extension.data)
+        db.session.commit()
+        flash("Reseller saved.", "success")
+        return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+    return render("admin/reseller_form.html", form=form, tenant=tenant, title=f"Edit {tenant.name}",
+                  status=422 if form.errors else 200)
+
+
+@bp.post("/resellers/<int:tenant_id>/status")
+def reseller_status(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    form = StatusForm()
+    if form.validate_on_submit():
+        new = "suspended" if request.form.get("action") == "suspend" else "active"
+        try:
+            set_status(tenant, new)
+        except TenantError as e:
+            flash(str(e), "error")
+        else:
+            db.session.commit()
+            flash(f"{tenant.name} is now {new}.", "success")
+    return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+
+
+@bp.post("/resellers/<int:tenant_id>/logins")
+def reseller_login_new(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    form = LoginCreateForm()
+    if form.validate_on_submit():
+        try:
+            create_login(tenant_id=tenant.id, email=form.email.data, name=form.name.data,
+                         role=form.role.data, password=form.password.data)
+        except LoginError as e:
+            getattr(form, e.field).errors.append(str(e))
+        else:
+            db.session.commit()
+            flash(f"Login {form.email.data} added.", "success")
+            return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+    logins = db.session.execute(select(User).where(User.tenant_id == tenant.id, User.account_id.is_(None))).scalars().all()
+    children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
+    return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,
+                  login_form=form, status_form=StatusForm(), status=422)

@@ -1,0 +1,11 @@
+from flask import Blueprint
+
+bp = Blueprint("customer", __name__, template_folder="templates")
+
+from portals.access import guard_portal  # noqa: E402
+from portals.auth import add_auth_routes  # noqa: E402
+
+guard_portal(bp, {"account_admin"})
+add_auth_routes(bp, "customer")
+
+from portals.customer import routes  # noqa: E402,F401

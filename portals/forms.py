@@ -1,0 +1,39 @@
+"""Form pieces shared by the portals."""
+import pycountry
+from babel.numbers import list_currencies
+from flask_wtf import FlaskForm
+from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+
+CURRENCY_CHOICES = sorted(
+    (c.alpha_3, f"{c.alpha_3} · {c.name}") for c in pycountry.currencies if c.alpha_3 in list_currencies()
+)
+
+
+class ResellerForm(FlaskForm):
+    name = StringField("Reseller name", validators=[DataRequired(), Length(max=120)])
+    slug = StringField("Short name", validators=[Optional(), Length(max=60)],
+                       description="Lower-case letters, digits and dashes; used in URLs.")
+    parent_id = SelectField("Parent", coerce=int)
+    email = EmailField("Contact email", validators=[DataRequired(), Email()])
+    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
+    base_extension = IntegerField("Base extension", default=1000,
+                                  validators=[DataRequired(), NumberRange(100, 99999999)])
+
+
+class ResellerEditForm(FlaskForm):
+    name = StringField("Reseller name", validators=[DataRequired(), Length(max=120)])
+    email = EmailField("Contact email", validators=[DataRequired(), Email()])
+    currency = SelectField("Currency", choices=CURRENCY_CHOICES)
+    base_extension = IntegerField("Base extension", validators=[DataRequired(), NumberRange(100, 99999999)])
+
+
+class LoginCreateForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    email = EmailField("Email (login)", validators=[DataRequired(), Email()])
+    role = SelectField("Role", choices=[("reseller_staff", "Staff"), ("reseller_owner", "Owner")])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, message="Use at least 8 characters.")])
+
+
+class StatusForm(FlaskForm):
+    """Only the CSRF token: the action is in the URL and the button."""

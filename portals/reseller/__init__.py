@@ -1,0 +1,11 @@
+from flask import Blueprint
+
+bp = Blueprint("reseller", __name__, template_folder="templates")
+
+from portals.access import guard_portal  # noqa: E402
+from portals.auth import add_auth_routes  # noqa: E402
+
+guard_portal(bp, {"reseller_owner", "reseller_staff"})
+add_auth_routes(bp, "reseller")
+
+from portals.reseller import routes  # noqa: E402,F401

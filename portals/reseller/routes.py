@@ -1,0 +1,93 @@
+"""Reseller portal: dashboard, sub-resellers, staff logins, accounts."""
+from flask import flash, redirect, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app.accounts import Account
+from app.auth import LoginError, create_login
+from app.extensions import db
+from app.ledger import LedgerEntry
+from app.users import User
+from app.web import render
+from portals.access import owner_only
+from portals.forms import LoginCreateForm, ResellerForm
+from portals.reseller import bp
+from tenants import Tenant, get_or_404
+from tenants.operations import TenantError, create_tenant
+
+
+@bp.get("/", endpoint="dashboard")
+def dashboard():
+    totals = db.session.execute(
+        select(func.count(Account.id), func.coalesce(func.sum(Account.balance), 0))
+    ).one()
+    return render("reseller/dashboard.html", account_count=totals[0], balance_total=totals[1],
+                  tenant=db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one())
+
+
+@bp.route("/resellers", methods=["GET", "POST"])
+def resellers():
+    form = ResellerForm()
+    form.parent_id.choices = [
+        (t.id, t.name) for t in db.session.execute(select(Tenant).order_by(Tenant.path)).scalars()
+    ]
+    if form.validate_on_submit():
+        owner_only()
+        try:
+            tenant = create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
+                                   email=form.email.data, currency=form.currency.data,
+                                   base_extension=form.base_extension.data)
+        except TenantError as e:
+            getattr(form, e.field).errors.append(str(e))
+        else:
+            db.session.commit()
+            flash(f"Sub-reseller {tenant.name} created.", "success")
+            return redirect(url_for("reseller.reseller_detail", tenant_id=tenant.id))
+    children = db.session.execute(
+        select(Tenant).where(Tenant.id != current_user.tenant_id).order_by(Tenant.path)
+    ).scalars().all()
+    return render("reseller/resellers.html", form=form, children=children,
+                  status=422 if form.errors else 200)
+
+
+@bp.get("/resellers/<int:tenant_id>")
+def reseller_detail(tenant_id):
+    tenant = get_or_404(Tenant, tenant_id)
+    accounts = db.session.scalar(select(func.count()).select_from(Account).where(Account.tenant_id == tenant.id))
+    return render("reseller/reseller_detail.html", tenant=tenant, accounts=accounts)
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+def staff():
+    form = LoginCreateForm()
+    if form.validate_on_submit():
+        owner_only()
+        try:
+            create_login(tenant_id=current_user.tenant_id, email=form.email.data, name=form.name.data,
+                         role=form.role.data, password=form.password.data)
+        except LoginError as e:
+            getattr(form, e.field).errors.append(str(e))
+        else:
+            db.session.commit()
+            flash(f"Login {form.email.data} added.", "success")
+            return redirect(url_for("reseller.staff"))
+    logins = db.session.execute(
+        select(User).where(User.tenant_id == current_user.tenant_id, User.account_id.is_(None)).order_by(User.email)
+    ).scalars().all()
+    return render("reseller/staff.html", form=form, logins=logins, status=422 if form.errors else 200)
+
+
+@bp.get("/accounts")
+def accounts():
+    rows = db.session.execute(select(Account).order_by(Account.name).limit(100)).scalars().all()
+    return render("reseller/accounts.html", accounts=rows)
+
+
+@bp.get("/accounts/<int:account_id>")
+def account_detail(account_id):
+    account = get_or_404(Account, account_id)
+    entries = db.session.execute(
+        select(LedgerEntry).where(LedgerEntry.account_id == account.id)
+        .order_by(LedgerEntry.id.desc()).limit(50)
+    ).scalars().all()
+    return render("reseller/account_detail.html", account=account, entries=entries)

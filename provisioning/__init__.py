@@ -1,0 +1,1 @@
+"""Account numbers, PINs, extensions, SIP credentials, DIDs, Asterisk realtime rows."""

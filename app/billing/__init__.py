@@ -1,0 +1,1 @@
+"""Service plans, per-user pricing, bundles, recurring charges, invoices."""

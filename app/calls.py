@@ -1,0 +1,41 @@
+"""Call detail records: written once per finished call by the AMI watcher, rated by a job."""
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.money import MONEY_SCALE
+from tenants.mixins import AccountOwned
+from tenants.models import utcnow
+
+
+class Call(AccountOwned, db.Model):
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("uniqueid"),
+        Index("ix_calls_account_started", "account_id", "started_at"),
+        Index("ix_calls_unrated", "rated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64), default="")
+    extension: Mapped[str] = mapped_column(String(40), default="")
+    destination: Mapped[str] = mapped_column(String(40), default="")
+    started_at: Mapped[datetime] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    billsec: Mapped[int] = mapped_column(default=0)
+    disposition: Mapped[str] = mapped_column(String(20), default="")  # ANSWERED, NO ANSWER, BUSY, FAILED
+    # Rating results
+    rated_at: Mapped[datetime | None] = mapped_column()
+    country: Mapped[str] = mapped_column(String(2), default="")
+    rate_id: Mapped[int | None] = mapped_column(ForeignKey("rates.id"))
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))
+    bundle_seconds: Mapped[int] = mapped_column(default=0)
+    charged_seconds: Mapped[int] = mapped_column(default=0)
+    buy_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))  # reseller's own price
+    rating_error: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

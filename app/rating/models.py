@@ -1,0 +1,50 @@
+"""Rate sheets and their rows (the tables behind the rating engine)."""
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Date, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.money import RATE_SCALE
+from tenants.mixins import TenantOwned
+from tenants.models import utcnow
+
+Rate6 = Numeric(14, RATE_SCALE)
+
+
+class RateSheet(TenantOwned, db.Model):
+    __tablename__ = "rate_sheets"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    # Short-call charge: a fixed surcharge on answered calls shorter than the threshold.
+    short_call_seconds: Mapped[int] = mapped_column(default=0)  # 0 = off
+    short_call_charge: Mapped[Decimal] = mapped_column(Rate6, default=Decimal("0"))
+    # Bumped on every change to the sheet or its rows: the prefix-index cache key.
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Rate(TenantOwned, db.Model):
+    __tablename__ = "rates"
+    __table_args__ = (
+        UniqueConstraint("rate_sheet_id", "prefix", "effective_from"),
+        Index("ix_rates_sheet_prefix", "rate_sheet_id", "prefix"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rate_sheet_id: Mapped[int] = mapped_column(ForeignKey("rate_sheets.id", ondelete="CASCADE"))
+    prefix: Mapped[str] = mapped_column(String(20))       # dialled digits, E.164 without +
+    country: Mapped[str] = mapped_column(String(2), default="")  # ISO 3166 alpha-2
+    description: Mapped[str] = mapped_column(String(120), default="")
+    rate_per_minute: Mapped[Decimal] = mapped_column(Rate6)
+    connect_fee: Mapped[Decimal] = mapped_column(Rate6, default=Decimal("0"))
+    first_block: Mapped[int] = mapped_column(default=0)   # seconds
+    increment: Mapped[int] = mapped_column(default=1)     # seconds
+    minimum_charge: Mapped[Decimal] = mapped_column(Rate6, default=Decimal("0"))
+    effective_from: Mapped[date] = mapped_column(Date, default=date(2000, 1, 1))

@@ -38,14 +38,14 @@ def record(action: str, obj=None, *, tenant_id: int | None = None, account_id: i
             actor_id, actor_email = current_user.id, current_user.email
         impersonator_id = session.get("impersonator_id")
         ip = (request.remote_addr or "")[:45]
+    if type(obj).__name__ == "Tenant":
+        tenant_id = tenant_id or obj.id
     if obj is not None:
         tenant_id = tenant_id or getattr(obj, "tenant_id", None)
         if type(obj).__name__ == "Account":
             account_id = account_id or obj.id
         else:
             account_id = account_id or getattr(obj, "account_id", None)
-    if type(obj).__name__ == "Tenant":
-        tenant_id = obj.id
     entry = AuditEntry(
         tenant_id=tenant_id, actor_id=actor_id, actor_email=actor_email,
         impersonator_id=impersonator_id, action=action,

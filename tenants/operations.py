@@ -38,7 +38,8 @@ def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
     db.session.flush()
     place_in_tree(tenant, parent)
     db.session.flush()
-    audit.record("reseller.created", tenant, name=tenant.name, parent=parent.name)
+    # Filed under the parent: the new tenant is not in the creator's scope until next request.
+    audit.record("reseller.created", tenant, tenant_id=parent.id, name=tenant.name, parent=parent.name)
     return tenant
 
 

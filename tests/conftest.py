@@ -4,12 +4,15 @@ Each test process gets its own PostgreSQL schema (and Redis database), so xdist 
 parallel runs never touch each other's rows. Under CI (CI=true) an unreachable PostgreSQL
 or Redis fails the run instead of skipping.
 """
+import contextvars
 import os
 import socket
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+
+from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import Config
@@ -63,11 +66,20 @@ class TestConfig(Config):
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # fast in tests; production keeps scrypt
 
 
+class RequestIsolatedClient(FlaskClient):
+    """Each request runs in a fresh context, as in production: its own app context, `g`,
+    database session and tenant scope, not the ones the test itself holds."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def _app():
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
     app = create_app(TestConfig)
+    app.test_client_class = RequestIsolatedClient
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {_schema()} CASCADE"))

@@ -5,6 +5,7 @@ what the request wrote, and a rolled-back request queues nothing). Jobs are modu
 functions that take ids; `job_id` makes a second enqueue a no-op (RQ `unique=True`), while
 the job's own database keys stop a second effect.
 """
+import contextvars
 import functools
 import logging
 import threading
@@ -132,14 +133,18 @@ def job_status(job_id: str) -> dict | None:
 
 
 def in_app_context(func):
-    """Wrap a job function so it runs inside an app context with one commit at the end."""
+    """Wrap a job function: it runs in a fresh context of its own (app context, session,
+    tenant scope), commits once at the end and rolls back on error."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if has_app_context():
-            return _run_and_commit(func, args, kwargs)
-        with _worker_app().app_context():
-            return _run_and_commit(func, args, kwargs)
+        app = current_app._get_current_object() if has_app_context() else _worker_app()
+        return contextvars.Context().run(_run_in_app, app, func, args, kwargs)
     return wrapper
+
+
+def _run_in_app(app, func, args, kwargs):
+    with app.app_context():
+        return _run_and_commit(func, args, kwargs)
 
 
 def _run_and_commit(func, args, kwargs):

@@ -30,7 +30,8 @@ def _worker_index() -> int:
 
 
 def _schema() -> str:
-    return os.environ.get("RL_TEST_SCHEMA") or f"rl_test_{_worker_index()}"
+    # Per process: parallel runs on one machine (xdist workers, a second checkout) never meet.
+    return os.environ.get("RL_TEST_SCHEMA") or f"rl_test_{os.getpid()}"
 
 
 def _redis_db() -> int:
@@ -89,6 +90,9 @@ def _app():
     yield app
     with app.app_context():
         db.session.remove()
+        if not os.environ.get("RL_TEST_SCHEMA"):
+            with db.engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {_schema()} CASCADE"))
         db.engine.dispose()
 
 

@@ -14,12 +14,14 @@ from tenants.models import utcnow
 class Call(AccountOwned, db.Model):
     __tablename__ = "calls"
     __table_args__ = (
-        UniqueConstraint("uniqueid"),
+        # Asterisk uniqueids are unique per switch only.
+        UniqueConstraint("server", "uniqueid"),
         Index("ix_calls_account_started", "account_id", "started_at"),
         Index("ix_calls_unrated", "rated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    server: Mapped[str] = mapped_column(String(64), default="")  # AsteriskServer name
     uniqueid: Mapped[str] = mapped_column(String(64))
     linkedid: Mapped[str] = mapped_column(String(64), default="")
     extension: Mapped[str] = mapped_column(String(40), default="")

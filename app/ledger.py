@@ -13,7 +13,7 @@ from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, fun
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import money
+from app import live, money
 from app.accounts import Account
 from app.extensions import db
 from app.money import MONEY_SCALE
@@ -75,11 +75,11 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     session = db.session
     # Scoped read: an account outside the current tenant scope does not exist here.
     row = session.execute(
-        select(Account.tenant_id, Account.currency).where(Account.id == account_id)
+        select(Account.tenant_id, Account.currency, Account.account_number).where(Account.id == account_id)
     ).one_or_none()
     if row is None:
         raise LookupError(f"account {account_id} not found in this scope")
-    tenant_id, currency = row
+    tenant_id, currency, account_number = row
     amount = money.quantize(amount, currency)
 
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -112,6 +112,8 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
         .execution_options(synchronize_session=False)
     )
     _expire_loaded_balance(session, account_id)
+    # After commit, tell the AMI watchers: running calls' deadlines follow the new balance.
+    live.announce(account_number)
     return Posted(entry_id, amount, balance, created=True)
 
 

@@ -30,6 +30,8 @@ class Tenant(db.Model):
     email: Mapped[str] = mapped_column(String(254), default="")
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     base_extension: Mapped[int] = mapped_column(default=1000)
+    # The parent's rate sheet this reseller buys at (its cost price for margin reports).
+    buy_rate_sheet_id: Mapped[int | None] = mapped_column(ForeignKey("rate_sheets.id", use_alter=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Tenant | None"] = relationship(remote_side=[id])

@@ -24,3 +24,220 @@ def create_account(*, tenant_id: int, name: str, email: str, billing_type: str =
                     description="Initial credit")
     audit.record("account.created", account, account_number=account.account_number)
     return account
+
+
+# --- the account page's operations (reseller portal; bulk actions may reuse them) -------------
+
+STALE_MESSAGE = ("This account was changed by someone else since you opened it; nothing was saved. "
+                 "Reload the page to see the current values, then make your change again.")
+
+# Fields the account page edits (balance is never one of them: it changes through the ledger).
+EDITABLE = ("name", "email", "first_name", "last_name", "phone", "company", "address", "city", "state",
+            "postcode", "country", "timezone", "language", "currency", "billing_type", "credit_limit",
+            "max_channels", "cps_limit", "low_balance_threshold", "email_alerts", "play_insufficient_credit",
+            "invoice_day", "vat_rate", "vat_number", "expiry_mode", "expiry_date", "expiry_days", "autorefill",
+            "initial_balance", "notes")
+
+STATUS_ACTIONS = {"enable": "active", "disable": "disabled", "suspend": "suspended"}
+
+
+class StaleEdit(ValueError):
+    def __init__(self):
+        super().__init__(STALE_MESSAGE)
+
+
+def check_version(account: Account, version) -> None:
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise StaleEdit() from None
+    if version != account.version:
+        raise StaleEdit()
+
+
+def flush_versioned() -> None:
+    """Flush an Account change; a concurrent change in between becomes StaleEdit."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    try:
+        db.session.flush()
+    except StaleDataError as e:
+        raise StaleEdit() from e
+
+
+def update_account(account: Account, *, version, values: dict, extra_changes: dict | None = None) -> dict:
+    """Save an edit form: refused (StaleEdit) if the account changed since the form was opened.
+
+    The version always moves on a save (updated_at is touched), so a save that only changed
+    the plan still makes older forms stale.
+    """
+    from app.conflicts import FieldError
+    from app.ledger import LedgerEntry
+    from provisioning import realtime
+    from sqlalchemy import select
+    from tenants.models import utcnow
+
+    check_version(account, version)
+    if account.status == "closed":
+        raise FieldError(None, "This account is closed; it can no longer be edited.")
+    values = {k: v for k, v in values.items() if k in EDITABLE}
+    if "email" in values:
+        values["email"] = values["email"].strip().lower()
+    if values.get("billing_type", account.billing_type) == "prepaid" and values.get("credit_limit"):
+        raise FieldError("credit_limit", "A credit limit applies to postpaid accounts only; leave it at 0.")
+    if "currency" in values and values["currency"] != account.currency:
+        has_entries = db.session.execute(
+            select(LedgerEntry.id).where(LedgerEntry.account_id == account.id).limit(1)
+        ).first()
+        if has_entries:
+            raise FieldError("currency", "The currency cannot change once the account has transactions.")
+    changes = {}
+    for key, value in values.items():
+        old = getattr(account, key)
+        if old != value:
+            changes[key] = [old, value]
+            setattr(account, key, value)
+    account.updated_at = utcnow()
+    flush_versioned()
+    changes.update(extra_changes or {})
+    if changes:
+        audit.record("account.updated", account, **{k: [str(a), str(b)] if not isinstance(a, (list, dict)) else [a, b]
+                                                    for k, (a, b) in changes.items()})
+    if {"name", "language"} & changes.keys():
+        realtime.refresh_account(account)
+    return changes
+
+
+def set_account_status(account: Account, action: str, *, version=None) -> str:
+    """Enable, disable or suspend at once (the AMI policy reads the status on every new call)."""
+    from app.conflicts import FieldError
+
+    if action not in STATUS_ACTIONS:
+        raise FieldError(None, "Choose enable, disable or suspend.")
+    if account.status == "closed":
+        raise FieldError(None, "This account is closed; it cannot be reopened.")
+    if version is not None:
+        check_version(account, version)
+    new = STATUS_ACTIONS[action]
+    if account.status == new:
+        return new
+    old, account.status = account.status, new
+    flush_versioned()
+    audit.record({"enable": "account.enabled", "disable": "account.disabled", "suspend": "account.suspended"}[action],
+                 account, old=old, new=new)
+    return new
+
+
+ADJUST_ACTIONS = ("credit", "debit", "reset")
+
+
+def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, *, nonce: str,
+                   created_by_id: int | None = None):
+    """Credit, debit, or reset the balance to a value (posting the difference), with a reason.
+
+    `nonce` comes from the form, so a double-submitted form posts once (ledger key).
+    A reset locks the account row, so the difference is computed from the latest balance.
+    """
+    from sqlalchemy import select
+
+    from app import money
+    from app.conflicts import FieldError
+
+    reason = (reason or "").strip()
+    if action not in ADJUST_ACTIONS:
+        raise FieldError("action", "Choose credit, debit or reset.")
+    if not reason:
+        raise FieldError("reason", "Say why: the reason is kept with the transaction.")
+    if account.status == "closed":
+        raise FieldError(None, "This account is closed.")
+    amount = money.quantize(amount, account.currency)
+    if action != "reset" and amount <= 0:
+        raise FieldError("amount", "Enter an amount above zero.")
+    key = f"account:{account.id}:adjust:{(nonce or '')[:64]}"
+    if action == "credit":
+        return ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
+                           created_by_id=created_by_id)
+    if action == "debit":
+        return ledger.post(account.id, -amount, "adjustment", key, description=f"Debit: {reason}"[:255],
+                           created_by_id=created_by_id)
+    current = db.session.execute(
+        select(Account.balance).where(Account.id == account.id).with_for_update()
+    ).scalar_one()
+    diff = amount - current
+    if diff == 0:
+        raise FieldError("amount", f"The balance is already {money.format_money(amount, account.currency)}.")
+    return ledger.post(account.id, diff, "adjustment", key,
+                       description=f"Balance reset to {money.format_money(amount, account.currency)}: {reason}"[:255],
+                       created_by_id=created_by_id)
+
+
+def account_logins(account_id: int):
+    from sqlalchemy import select
+
+    from app.users import User
+
+    return list(db.session.execute(
+        select(User).where(User.account_id == account_id, User.role == "account_admin").order_by(User.id)
+    ).scalars())
+
+
+def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
+    """Delete = close: refused with a balance or calls in progress. Numbers go back to spare,
+    extensions leave Asterisk, logins are disabled; the records stay for invoices."""
+    from app import money
+    from app.conflicts import FieldError
+    from provisioning import dids, extensions
+
+    if account.status == "closed":
+        raise FieldError(None, "This account is already closed.")
+    if account.balance != 0:
+        raise FieldError(None, f"The balance is {money.format_money(account.balance, account.currency)}: "
+                               "refund or adjust it to zero before deleting the account.")
+    if calls_in_progress:
+        raise FieldError(None, f"{calls_in_progress} call(s) in progress: wait for them to end, or suspend "
+                               "the account first.")
+    released = dids.release_all(account)
+    extensions.deactivate_all(account)
+    for user in account_logins(account.id):
+        user.active = False
+    old, account.status = account.status, "closed"
+    flush_versioned()
+    audit.record("account.closed", account, old=old, numbers_released=released)
+    return released
+
+
+def set_portal_password(account: Account, password: str) -> "object":
+    """Set the account administrator's password (creating the login from the account email if
+    there is none yet); the account's email is told."""
+    from app.auth import LoginError, create_login
+    from app.conflicts import FieldError
+    from app.notifications.outbox import password_changed
+
+    if len(password or "") < 8:
+        raise FieldError("password", "Use at least 8 characters.")
+    if account.status == "closed":
+        raise FieldError(None, "This account is closed.")
+    logins = account_logins(account.id)
+    if logins:
+        user = logins[0]
+        user.set_password(password)
+        user.failed_logins, user.locked_until = 0, None
+        audit.record("login.password_changed", user, account_id=account.id)
+    else:
+        try:
+            user = create_login(tenant_id=account.tenant_id, email=account.email, role="account_admin",
+                                name=f"{account.first_name} {account.last_name}".strip() or account.name,
+                                password=password, account_id=account.id)
+        except LoginError as e:
+            raise FieldError("password", f"{e} (the portal login is the account's email)") from e
+    password_changed(account, user.email)
+    return user
+
+
+def set_pin(account: Account, enabled: bool) -> None:
+    if enabled and not account.pin:
+        account.pin = new_pin(get_int("pin_length"))
+        audit.record("account.pin_issued", account)
+    elif not enabled and account.pin:
+        account.pin = None
+        audit.record("account.pin_removed", account)

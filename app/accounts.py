@@ -2,7 +2,7 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Computed, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -28,7 +28,7 @@ class Account(TenantOwned, db.Model):
     first_name: Mapped[str] = mapped_column(String(80), default="")
     last_name: Mapped[str] = mapped_column(String(80), default="")
     phone: Mapped[str] = mapped_column(String(32), default="")
-    company: Mapped[str] = mapped_column(String(120), default="", index=True)
+    company: Mapped[str] = mapped_column(String(120), default="")
     address: Mapped[str] = mapped_column(String(255), default="")
     city: Mapped[str] = mapped_column(String(80), default="")
     state: Mapped[str] = mapped_column(String(80), default="")
@@ -38,8 +38,8 @@ class Account(TenantOwned, db.Model):
     language: Mapped[str] = mapped_column(String(10), default="en")
     currency: Mapped[str] = mapped_column(String(3), default="USD")
 
-    status: Mapped[str] = mapped_column(String(12), default="active", index=True)
-    billing_type: Mapped[str] = mapped_column(String(10), default="prepaid", index=True)
+    status: Mapped[str] = mapped_column(String(12), default="active")
+    billing_type: Mapped[str] = mapped_column(String(10), default="prepaid")
     # Changed only by app.ledger.post (one atomic UPDATE); never a form field.
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
@@ -63,6 +63,12 @@ class Account(TenantOwned, db.Model):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Optimistic lock: a stale edit form fails instead of overwriting newer data.
     version: Mapped[int] = mapped_column(default=1)
+    # Search keys for the account list's case-insensitive "starts with" search, kept by the
+    # database itself (generated columns: nothing to maintain in code, and plain-column
+    # indexes that every backend and Alembic autogenerate can reflect).
+    name_key: Mapped[str] = mapped_column(String(120), Computed("lower(name)", persisted=True))
+    company_key: Mapped[str] = mapped_column(String(120), Computed("lower(company)", persisted=True))
+    email_key: Mapped[str] = mapped_column(String(254), Computed("lower(email)", persisted=True))
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -76,3 +82,22 @@ class Account(TenantOwned, db.Model):
     @property
     def display_name(self) -> str:
         return self.name or self.company or self.account_number
+
+
+# Indexes of the reseller's account list (app/account_list.py; bench/accounts_list.py).
+# Sorting: (column, id) so ORDER BY column, id LIMIT n reads the index in order; tenant_id is
+# carried in the leaf (INCLUDE, PostgreSQL) so the tenant filter needs no heap visit. They
+# also serve equality filters on status and terms. Balance is deliberately not indexed: it
+# changes on every rated call, and indexing it would rule out HOT updates for all of those
+# UPDATEs (each would then write to every index of the table).
+_include_tenant = {"postgresql_include": ["tenant_id"]}
+Index("ix_accounts_name_id", Account.name, Account.id, **_include_tenant)
+Index("ix_accounts_company_id", Account.company, Account.id, **_include_tenant)
+Index("ix_accounts_status_id", Account.status, Account.id, **_include_tenant)
+Index("ix_accounts_billing_type_id", Account.billing_type, Account.id, **_include_tenant)
+Index("ix_accounts_credit_limit_id", Account.credit_limit, Account.id, **_include_tenant)
+# Search: "starts with" on each search key, one index per field so an OR of the four is a
+# bitmap OR. Pattern ops let LIKE 'abc%' use the index under any collation (PostgreSQL).
+for _column in (Account.name_key, Account.company_key, Account.email_key, Account.account_number):
+    Index(f"ix_accounts_{_column.key}_prefix", _column,
+          postgresql_ops={_column.key: "varchar_pattern_ops"})

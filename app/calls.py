@@ -18,6 +18,10 @@ class Call(AccountOwned, db.Model):
         UniqueConstraint("server", "uniqueid"),
         Index("ix_calls_account_started", "account_id", "started_at"),
         Index("ix_calls_unrated", "rated_at"),
+        # Deleting or replacing rate rows checks (and nulls) the calls that name them.
+        Index("ix_calls_rate_id", "rate_id"),
+        # Reports by reseller and date range (margin report).
+        Index("ix_calls_tenant_started", "tenant_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,7 +38,7 @@ class Call(AccountOwned, db.Model):
     # Rating results
     rated_at: Mapped[datetime | None] = mapped_column()
     country: Mapped[str] = mapped_column(String(2), default="")
-    rate_id: Mapped[int | None] = mapped_column(ForeignKey("rates.id"))
+    rate_id: Mapped[int | None] = mapped_column(ForeignKey("rates.id", ondelete="SET NULL"))
     cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))
     bundle_seconds: Mapped[int] = mapped_column(default=0)
     charged_seconds: Mapped[int] = mapped_column(default=0)

@@ -40,4 +40,10 @@ class Config:
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 
     MAIL_FROM = os.environ.get("MAIL_FROM", "billing@ringledger.example")
+    # Unset SMTP_HOST: emails are written to the log and marked "logged" (app/notifications).
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", 587))
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = _bool("SMTP_STARTTLS", True)
     DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "USD")

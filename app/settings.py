@@ -9,6 +9,10 @@ DEFAULTS = {
     "pin_length": "6",
     "base_extension": "1000",
     "default_currency": "USD",
+    # Asterisk realtime rows written for every extension (provisioning/realtime.py).
+    "sip_context": "ringledger-customers",
+    "sip_transport": "transport-udp",
+    "sip_codecs": "ulaw,alaw,g722",
 }
 
 
@@ -38,3 +42,42 @@ def set_setting(key: str, value) -> None:
         db.session.add(PlatformSetting(key=key, value=str(value)))
     else:
         row.value = str(value)
+
+
+# The whole-number settings the platform admin edits on /admin/settings, with their allowed
+# range (inclusive). Account numbers and PINs are digits; the base extension seeds a new
+# reseller's extension numbering.
+INT_RANGES = {
+    "account_number_length": (8, 16),
+    "pin_length": (4, 12),
+    "base_extension": (100, 99_999_999),
+}
+
+
+class SettingError(ValueError):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def update_int_settings(values: dict[str, int]) -> dict[str, list[int]]:
+    """Validate and store whole-number settings; audit what changed (one entry).
+
+    Returns {key: [old, new]} for the settings that changed. Flushes, never commits.
+    """
+    from app import audit
+
+    for key, value in values.items():
+        low, high = INT_RANGES[key]
+        if not isinstance(value, int) or not low <= value <= high:
+            raise SettingError(key, f"Choose a whole number from {low} to {high}.")
+    changes = {}
+    for key, value in values.items():
+        old = get_int(key)
+        if old != value:
+            set_setting(key, value)
+            changes[key] = [old, value]
+    if changes:
+        db.session.flush()
+        audit.record("settings.updated", None, **changes)
+    return changes

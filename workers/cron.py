@@ -5,6 +5,9 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import periodic
+from workers import periodic, rating
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
+
+# Calls the AMI watcher stored but did not rate at once; job id per minute (workers/rating.py).
+cron.register(rating.enqueue_rating, queue_name="default", cron="* * * * *", name="rate-pending-calls")

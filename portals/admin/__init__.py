@@ -9,3 +9,6 @@ guard_portal(bp, {"platform_admin"})
 add_auth_routes(bp, "admin")
 
 from portals.admin import routes  # noqa: E402,F401
+from portals.admin import settings  # noqa: E402,F401
+from portals.admin import numbers  # noqa: E402,F401
+from portals.admin import servers  # noqa: E402,F401

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from app.accounts import Account
 from app.auth import LoginError, create_login
 from app.extensions import db
+from app.settings import get_int
 from app.users import User
 from app.web import render
 from portals.admin import bp
@@ -39,7 +40,7 @@ def resellers():
 
 @bp.route("/resellers/new", methods=["GET", "POST"])
 def reseller_new():
-    form = ResellerForm()
+    form = ResellerForm(data={"base_extension": get_int("base_extension")})
     form.parent_id.choices = _tenant_choices()
     if form.validate_on_submit():
         try:
@@ -114,3 +115,19 @@ def reseller_login_new(tenant_id):
     children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
     return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,
                   login_form=form, status_form=StatusForm(), status=422)
+
+
+@bp.get("/audit")
+def audit_log():
+    """Who did what to which record, newest first; filter by action prefix or login."""
+    from app.audit import AuditEntry
+
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)
+    action = request.args.get("action", "").strip()
+    actor = request.args.get("actor", "").strip().lower()
+    if action:
+        query = query.where(AuditEntry.action.startswith(action))
+    if actor:
+        query = query.where(AuditEntry.actor_email.contains(actor))
+    entries = db.session.execute(query).scalars().all()
+    return render("admin/audit.html", entries=entries, action=action, actor=actor)

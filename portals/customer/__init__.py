@@ -9,3 +9,5 @@ guard_portal(bp, {"account_admin"})
 add_auth_routes(bp, "customer")
 
 from portals.customer import routes  # noqa: E402,F401
+from portals.customer import self_service  # noqa: E402,F401
+from portals.customer import reports  # noqa: E402,F401

@@ -9,3 +9,6 @@ guard_portal(bp, {"reseller_owner", "reseller_staff"})
 add_auth_routes(bp, "reseller")
 
 from portals.reseller import routes  # noqa: E402,F401
+from portals.reseller import accounts_list  # noqa: E402,F401
+from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
+from portals.reseller import rates, reports  # noqa: E402,F401

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from app.accounts import Account
 from app.auth import LoginError, create_login
 from app.extensions import db
-from app.ledger import LedgerEntry
+from app.settings import get_int
 from app.users import User
 from app.web import render
 from portals.access import owner_only
@@ -27,7 +27,7 @@ def dashboard():
 
 @bp.route("/resellers", methods=["GET", "POST"])
 def resellers():
-    form = ResellerForm()
+    form = ResellerForm(data={"base_extension": get_int("base_extension")})
     form.parent_id.choices = [
         (t.id, t.name) for t in db.session.execute(select(Tenant).order_by(Tenant.path)).scalars()
     ]
@@ -77,17 +77,4 @@ def staff():
     return render("reseller/staff.html", form=form, logins=logins, status=422 if form.errors else 200)
 
 
-@bp.get("/accounts")
-def accounts():
-    rows = db.session.execute(select(Account).order_by(Account.name).limit(100)).scalars().all()
-    return render("reseller/accounts.html", accounts=rows)
-
-
-@bp.get("/accounts/<int:account_id>")
-def account_detail(account_id):
-    account = get_or_404(Account, account_id)
-    entries = db.session.execute(
-        select(LedgerEntry).where(LedgerEntry.account_id == account.id)
-        .order_by(LedgerEntry.id.desc()).limit(50)
-    ).scalars().all()
-    return render("reseller/account_detail.html", account=account, entries=entries)
+# The account page and its actions: portals/reseller/account_page.py.

@@ -6,6 +6,7 @@ account) and must get 404. Every route must send anonymous visitors to its porta
 and answer 403 to a login of another portal. A route whose URL argument has no factory
 below fails the test: a new route cannot go unchecked.
 """
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -45,11 +46,129 @@ FACTORIES = {
 }
 
 
+def _server_id(owner):
+    """Asterisk servers are platform-level (admin portal only): any existing one will do."""
+    from sqlalchemy import select
+
+    from app.asterisk import AsteriskServer
+
+    server = db.session.execute(
+        select(AsteriskServer).where(AsteriskServer.name == "isolation-pbx")).scalar_one_or_none()
+    if server is None:
+        server = AsteriskServer(name="isolation-pbx", host="127.0.0.1", port=5038, username="u", secret="s")
+        db.session.add(server)
+        db.session.flush()
+    return server.id
+
+
+FACTORIES["server_id"] = _server_id
+
+
+def _isolation_sheet(owner):
+    """The owner's rate sheet with one row and one import (created once per tenant)."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from app.rating.imports import RateImport
+    from app.rating.models import Rate, RateSheet
+
+    sheet = db.session.execute(select(RateSheet).where(RateSheet.tenant_id == owner.tenant.id,
+                                                       RateSheet.name == "Isolation sheet")).scalar_one_or_none()
+    if sheet is None:
+        sheet = RateSheet(tenant_id=owner.tenant.id, name="Isolation sheet", currency="USD")
+        db.session.add(sheet)
+        db.session.flush()
+        db.session.add(Rate(tenant_id=owner.tenant.id, rate_sheet_id=sheet.id, prefix="44", country="GB",
+                            rate_per_minute=Decimal("0.01")))
+        db.session.add(RateImport(tenant_id=owner.tenant.id, rate_sheet_id=sheet.id,
+                                  job_id=f"rate-import-isolation-{owner.tenant.id}", status="done"))
+        db.session.flush()
+    return sheet
+
+
+def _rate_sheet_id(owner):
+    return _isolation_sheet(owner).id
+
+
+def _rate_id(owner):
+    from sqlalchemy import select
+
+    from app.rating.models import Rate
+
+    return db.session.execute(select(Rate.id).where(Rate.rate_sheet_id == _isolation_sheet(owner).id)).scalar()
+
+
+def _job_id(owner):
+    """Rate-deck import jobs (the progress page takes the job id)."""
+    return f"rate-import-isolation-{_isolation_sheet(owner).tenant_id}"
+
+
+FACTORIES.update(rate_sheet_id=_rate_sheet_id, rate_id=_rate_id, job_id=_job_id)
+
+
 def register_factory(name):
     def deco(fn):
         FACTORIES[name] = fn
         return fn
     return deco
+
+
+_serial = itertools.count(1)
+
+
+@register_factory("number_id")
+def _number_id(owner):
+    from provisioning.dids import Number
+
+    number = Number(tenant_id=owner.tenant.id, number=f"+44207946{next(_serial):04d}", country="GB",
+                    status="assigned", account_id=owner.account.id)
+    db.session.add(number)
+    db.session.flush()
+    return number.id
+
+
+@register_factory("rate_sheet_id")
+def _rate_sheet_id(owner):
+    from app.rating.models import RateSheet
+
+    sheet = RateSheet(tenant_id=owner.tenant.id, name=f"Sheet {next(_serial)}", currency="USD")
+    db.session.add(sheet)
+    db.session.flush()
+    return sheet.id
+
+
+@register_factory("rate_id")
+def _rate_id(owner):
+    from decimal import Decimal
+
+    from app.rating.models import Rate
+
+    rate = Rate(tenant_id=owner.tenant.id, rate_sheet_id=_rate_sheet_id(owner), prefix="44",
+                country="GB", rate_per_minute=Decimal("0.01"))
+    db.session.add(rate)
+    db.session.flush()
+    return rate.id
+
+
+@register_factory("order_id")
+def _order_id(owner):
+    from app.billing.orders import Order
+
+    order = Order(tenant_id=owner.tenant.id, account_id=owner.account.id, kind="number", description="x")
+    db.session.add(order)
+    db.session.flush()
+    return order.id
+
+
+@register_factory("template_id")
+def _template_id(owner):
+    from app.billing.account_templates import AccountTemplate
+
+    template = AccountTemplate(tenant_id=owner.tenant.id, name=f"Template {next(_serial)}", values={})
+    db.session.add(template)
+    db.session.flush()
+    return template.id
 
 
 def _portal_rules(app):

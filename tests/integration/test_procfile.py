@@ -31,6 +31,9 @@ def _free_port():
 def _start(name, tmp_path, port):
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "REDIS_URL": TestConfig.REDIS_URL,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'proc.db'}", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # Each process starts against a migrated database, as after `flask db upgrade` in a deploy.
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
     command = os.path.expandvars(_procfile()[name].strip().replace("${", "$").replace("}", ""))
     for var, value in (("$PORT", str(port)), ("$REDIS_URL", env["REDIS_URL"]), ("$WEB_CONCURRENCY", "1")):
         command = command.replace(var, value)

@@ -110,3 +110,11 @@ def test_reseller_pages_list_only_the_resellers_own_tree(world, client, login):
     login(client, world.owner_a)
     page = client.get("/reseller/resellers").data
     assert world.a_sub.name.encode() in page and world.b.name.encode() not in page
+
+
+def test_the_audit_log_shows_who_did_what_from_which_login(world, client, login):
+    login(client, world.admin)
+    client.post(f"/admin/resellers/{world.b.id}/status", data={"action": "suspend"})
+    page = client.get("/admin/audit?action=reseller.").data.decode()
+    assert "reseller.suspended" in page and world.admin.email in page
+    assert "reseller.suspended" not in client.get("/admin/audit?action=login.").data.decode()

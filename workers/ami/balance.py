@@ -23,26 +23,43 @@ def notify_balance_changed(redis, account_number: str, channel: str = BALANCE_CH
 async def listen_balance_changes(redis, on_change: Callable[[str], None],
                                  channel: str = BALANCE_CHANNEL,
                                  on_subscribed: Callable[[], None] | None = None,
-                                 retry_delay: float = 1.0) -> None:
+                                 retry_delay: float = 1.0,
+                                 stopped: Callable[[], bool] = lambda: False) -> None:
     """Call `on_change(account_number)` for every notice, forever; resubscribes after errors.
 
     `on_subscribed` runs after every (re)subscription: notices sent while unsubscribed are
-    lost, so the watcher recomputes all its accounts then."""
-    while True:
+    lost, so the watcher recomputes all its accounts then. The loop ends once `stopped()` is
+    true: redis-py may swallow a cancellation that lands inside its connect (or report it as
+    a connection error), so messages are polled with a 1 s timeout and `stopped()` (and the
+    task's own pending cancellation) is checked between polls."""
+    task = asyncio.current_task()
+
+    def ending() -> bool:
+        return stopped() or (task is not None and task.cancelling() > 0)
+
+    while not ending():
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
+            if ending():
+                return
             if on_subscribed is not None:
                 on_subscribed()
-            async for message in pubsub.listen():
+            while not ending():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
                 data = message.get("data")
                 if message.get("type") == "message" and data:
                     on_change(data.decode() if isinstance(data, bytes) else str(data))
         except (RedisError, OSError) as exc:
+            if ending():   # a cancellation redis-py turned into a connection error
+                return
             log.warning("balance notices lost (%s); resubscribing in %.1fs", exc, retry_delay)
         finally:
             try:
                 await pubsub.aclose()
             except (RedisError, OSError, RuntimeError):
                 pass
-        await asyncio.sleep(retry_delay)
+        if not ending():
+            await asyncio.sleep(retry_delay)

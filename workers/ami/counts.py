@@ -6,6 +6,7 @@ Schema (prefix defaults to `inuse`):
     {prefix}:{server}:extension        hash  extension      -> live channels on that server
     {prefix}:{server}:alive            key with a TTL, refreshed by the server's watcher
     {prefix}:cps:{account}:{second}    call attempts in that second (shared CPS counter)
+    {prefix}:cps:{account}             sorted set of recent attempt times (sliding CPS window)
 
 Each server's share is written as absolute values (never increments), so a write is
 idempotent and a reconciliation simply replaces the server's hashes. Readers sum over the
@@ -14,12 +15,15 @@ servers whose watcher is alive, so the share of a dead watcher stops counting af
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 from typing import Mapping, Protocol
 
 from redis.exceptions import RedisError
 
 log = logging.getLogger("ringledger.ami.counts")
+_attempt_ids = itertools.count()
 ACCOUNT, EXTENSION = "account", "extension"
 
 
@@ -100,6 +104,18 @@ class InUseCounts:
         pipe.incr(key)
         pipe.expire(key, 2)
         count, _ = await pipe.execute()
+        return int(count)
+
+    async def attempts_in_window(self, account: str, now: float, window: float = 1.0) -> int:
+        """Count one call attempt; returns the account's attempts in the last `window` seconds
+        (a sliding window, all watchers together: a sorted set of attempt times)."""
+        key = f"{self.prefix}:cps:{account}"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(key, "-inf", now - window)
+        pipe.zadd(key, {f"{now:.6f}/{os.getpid()}/{next(_attempt_ids)}": now})
+        pipe.zcard(key)
+        pipe.expire(key, int(window) + 2)
+        _, _, count, _ = await pipe.execute()
         return int(count)
 
     async def _live_servers(self) -> list[str]:
@@ -206,7 +222,7 @@ class CountsPublisher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _flush(self) -> None:
-        while self._written < self._wanted:
+        while self._written < self._wanted and not self._closed:
             target, rebuild = self._wanted, self._rebuild
             self._rebuild = False
             accounts, extensions = self.source.take_dirty()
@@ -220,6 +236,8 @@ class CountsPublisher:
                         {a: self.source.account_count(a) for a in accounts},
                         {e: self.source.extension_count(e) for e in extensions})
             except (RedisError, OSError) as exc:
+                if self._closed:
+                    return
                 log.warning("in-use counts of %s not written (%s); retrying", self.server, exc)
                 self._rebuild = True  # the dirty keys are lost: rewrite everything
                 await asyncio.sleep(self.retry_delay)

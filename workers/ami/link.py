@@ -47,22 +47,30 @@ class WatchSettings:
     balance_channel: str = "ringledger:balance"
     read_chunk: int = 16 * 1024     # bytes read from a link per loop turn
     recompute_delay: float = 0.01   # gather an account's changes this long before recomputing
+    registration_flush: float = 0.5  # registration changes are handed to the policy in batches
 
 
 class LinkListener(Protocol):
     def link_events(self, link: "ServerLink", happenings: list[Happening]) -> None: ...
     def link_reconciled(self, link: "ServerLink", happenings: list[Happening]) -> None: ...
     def link_down(self, link: "ServerLink") -> None: ...
+    def link_status(self, link: "ServerLink", up: bool, error: str) -> None: ...
+    def link_registration(self, link: "ServerLink", fields: dict) -> None: ...
+
+
+# Events about endpoints (not channels): passed on for registration status.
+REGISTRATION_EVENTS = frozenset({"contactstatus", "peerstatus", "devicestatechange"})
 
 
 class _Manager(Manager):
     """panoramisk Manager with doubling reconnect delays and no reconnect after stop."""
 
-    def __init__(self, *, reconnect_min: float, reconnect_max: float, **config):
+    def __init__(self, *, reconnect_min: float, reconnect_max: float, on_error=None, **config):
         super().__init__(reconnect_timeout=max(1, int(reconnect_min)), **config)
         self.reconnect_timeout = self.reconnect_min = reconnect_min  # panoramisk int()s it
         self.reconnect_max = reconnect_max
         self.stopped = False
+        self.on_error = on_error or (lambda message: None)
 
     def connect(self, *args, **kwargs):
         if self.stopped:
@@ -73,6 +81,9 @@ class _Manager(Manager):
         if self.stopped or f.cancelled():
             return
         exc = f.exception()
+        if exc is not None:
+            self.on_error(f"cannot connect to {self.config['host']}:{self.config['port']}: "
+                          f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc!r}")
         if exc is not None and not isinstance(exc, OSError):  # panoramisk would raise here
             self.log.warning("Cannot connect: %r", exc)
             self.loop.call_later(self.reconnect_timeout, self.connect)
@@ -90,8 +101,9 @@ class _Manager(Manager):
             return False
         accepted = super().login(future)
         if not accepted:
-            self.log.error("AMI login refused for %r: %s", self.config.get("username"),
-                           future.result().get("Message", ""))
+            message = future.result().get("Message", "")
+            self.log.error("AMI login refused for %r: %s", self.config.get("username"), message)
+            self.on_error(f"login refused for {self.config.get('username')!r}: {message or 'no reason given'}")
             if self.protocol is not None and not self.protocol.closed:
                 self.protocol.transport.abort()  # retry with backoff; the secret may be fixed
         return accepted
@@ -114,6 +126,10 @@ class ServerLink:
         self.reconciliations = 0
         self.events = 0             # every event received, handled or skipped
         self._handled = self.tracker.handled_events
+        self._registrations = (REGISTRATION_EVENTS if getattr(listener, "wants_registrations", False)
+                               else frozenset())
+        self.error = ""             # the latest connection problem, '' while logged in
+        self._abort_reason = ""
         self._tasks: list[asyncio.Task] = []
         self._reconcile_task: asyncio.Task | None = None
 
@@ -128,7 +144,7 @@ class ServerLink:
             username=self.server.username, secret=self.server.secret, events="on",
             ping_delay=_NEVER, ping_interval=_NEVER,
             reconnect_min=self.settings.reconnect_min, reconnect_max=self.settings.reconnect_max,
-            on_login=self._on_login, on_disconnect=self._on_disconnect,
+            on_login=self._on_login, on_disconnect=self._on_disconnect, on_error=self._on_error,
             log=logging.getLogger(f"ringledger.ami.panoramisk.{self.name}"))
         self.manager.register_event("*", self._on_event)
         self.manager.connect()
@@ -154,12 +170,17 @@ class ServerLink:
         protocol = self.manager.protocol if self.manager else None
         if protocol is not None and not protocol.closed:
             log.warning("AMI %s: %s; dropping the link to reconnect", self.name, why)
+            self._abort_reason = why
             protocol.transport.abort()
 
     # ---- panoramisk callbacks ------------------------------------------------------------
     def _on_event(self, manager, message) -> None:
         self.events += 1
-        if message.event.lower() not in self._handled:
+        name = message.event.lower()
+        if name not in self._handled:
+            if name in self._registrations:
+                self.listener.link_registration(
+                    self, {k.lower(): v for k, v in message.items()})
             return
         tracker = self.tracker
         store = getattr(message, "_store", None)  # panoramisk keeps {lower key: (key, value)}
@@ -180,6 +201,8 @@ class ServerLink:
         self.up = True
         self.logins += 1
         log.info("AMI %s: logged in (login #%d)", self.name, self.logins)
+        self.error = ""
+        self._report(True, "")
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
         self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile())
@@ -187,11 +210,25 @@ class ServerLink:
     def _on_disconnect(self, manager, exc) -> None:
         if self.lost_at is None:
             self.lost_at = time.time()
-        self.up = False
+        was_up, self.up = self.up, False
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()  # its answer would belong to a dead session
         log.warning("AMI %s: link lost (%s)", self.name, exc)
         self.listener.link_down(self)
+        reason, self._abort_reason = self._abort_reason, ""
+        if was_up or not self.error:  # else keep the cause we know (a refused login, say)
+            self._on_error(f"link lost: {reason}" if reason else
+                           f"link lost ({exc})" if exc else "link closed by the server")
+
+    def _on_error(self, message: str) -> None:
+        if message != self.error:
+            self.error = message
+            self._report(False, message)
+
+    def _report(self, up: bool, error: str) -> None:
+        report = getattr(self.listener, "link_status", None)
+        if report is not None:
+            report(self, up, error)
 
     # ---- watchdog and reconciliation -----------------------------------------------------
     async def _watchdog(self) -> None:

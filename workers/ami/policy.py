@@ -21,7 +21,9 @@ CPS_LIMIT = "cps_limit"
 ACCOUNT_SUSPENDED = "account_suspended"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_EXPIRED = "account_expired"
+ACCOUNT_CLOSED = "account_closed"
 COUNTRY_CLOSED = "country_not_opened"
+NO_RATE = "no_rate"                   # the destination has no rate on the account's rate sheet
 NO_CREDIT = "no_credit"
 UNKNOWN_ACCOUNT = "unknown_account"
 POLICY_ERROR = "policy_error"
@@ -74,6 +76,11 @@ class CallPolicy(Protocol):
     def record_cdr(self, record: dict) -> None | Awaitable[None]:
         """A finished call, exactly once per call (see docs/ami.md for the fields). Rate it and
         post it to the ledger before returning, so the next deadlines see the new balance."""
+
+    # Optional (the watcher calls them only if the policy has them):
+    #   attach(watcher) -> None                       once, at start (e.g. to share its counts)
+    #   registrations(list[Registration]) -> None     endpoint registration changes, batched
+    #   link_status(server, up, error, when) -> None  a link came up or went down
 
 
 # ---- in-memory policy for tests and benchmarks ---------------------------------------------

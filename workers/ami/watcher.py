@@ -27,6 +27,7 @@ from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, Channel, 
 from .counts import CountsPublisher, InUseCounts
 from .link import AsteriskServer, ServerLink, WatchSettings
 from .policy import (CHANNEL_LIMIT, CPS_LIMIT, POLICY_ERROR, Admission, CallPolicy, LiveCall)
+from .registrations import Registration, registration_of
 
 __all__ = ["AsteriskServer", "WatchSettings", "Watcher", "watch", "run"]
 log = logging.getLogger("ringledger.ami.watcher")
@@ -53,9 +54,13 @@ class Watcher:
         self.policy = policy
         self.redis = redis
         self.counts = InUseCounts(redis, self.settings.counts_prefix, self.settings.alive_ttl)
-        self.links = {s.name: ServerLink(s, self.settings, self) for s in servers}
-        self.publishers = {name: CountsPublisher(self.counts, name, link.tracker)
-                           for name, link in self.links.items()}
+        # Optional policy hooks: registrations(list[Registration]), link_status(server, up,
+        # error, when), attach(watcher) (called once at start, e.g. to share self.counts).
+        self.wants_registrations = callable(getattr(policy, "registrations", None))
+        self.links: dict[str, ServerLink] = {}
+        self.publishers: dict[str, CountsPublisher] = {}
+        for server in servers:
+            self._new_link(server)
         self.subscribed = asyncio.Event()   # balance notices are being received
         self.cutoffs = 0                    # Hangups sent because credit ran out
         self.refusals = 0                   # Hangups sent because admission said no
@@ -70,11 +75,22 @@ class Watcher:
         self._tasks: set[asyncio.Task] = set()        # short-lived: admissions, CDRs, ...
         self._chores: list[asyncio.Task] = []         # long-lived: heartbeat, balance notices
         self._stopped = False
+        self._registrations: dict[str, Registration] = {}   # endpoint -> latest, not yet handed on
+        self._registration_handle: asyncio.TimerHandle | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _new_link(self, server: AsteriskServer) -> ServerLink:
+        link = ServerLink(server, self.settings, self)
+        self.links[server.name] = link
+        self.publishers[server.name] = CountsPublisher(self.counts, server.name, link.tracker)
+        return link
 
     # ---- life cycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        attach = getattr(self.policy, "attach", None)
+        if callable(attach):
+            attach(self)
         for publisher in self.publishers.values():
             publisher.rebuild()  # whatever a previous run left is stale until reconciled
         for link in self.links.values():
@@ -83,19 +99,32 @@ class Watcher:
         if self.settings.balance_channel:
             self._chores.append(self.loop.create_task(listen_balance_changes(
                 self.redis, self.balance_changed, self.settings.balance_channel,
-                on_subscribed=self._on_subscribed)))
+                on_subscribed=self._on_subscribed, stopped=lambda: self._stopped)))
 
     async def stop(self) -> None:
         self._stopped = True
         for link in self.links.values():
             link.stop()
+        if self._registration_handle is not None:
+            self._registration_handle.cancel()
+            self._registration_handle = None
+        if self._registrations:  # hand the last ones on rather than lose them
+            try:
+                await asyncio.wait_for(self._flush_registrations_now(), 5)
+            except Exception:
+                log.exception("last registration changes not saved")
         for cutoff in self._timers.values():
             cutoff.handle.cancel()
         self._timers.clear()
         tasks = list(self._tasks) + self._chores
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # redis-py can turn a cancellation inside a connect into a ConnectionError, which
+            # a retry loop would swallow: the loops check _stopped, and stop() never hangs.
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            for task in stuck:
+                log.warning("watcher task %s did not stop", task.get_name())
         for publisher in self.publishers.values():
             await publisher.close()
 
@@ -111,6 +140,42 @@ class Watcher:
     def deadline_of(self, link_name: str, uniqueid: str) -> float | None:
         cutoff = self._timers.get(f"{link_name}/{uniqueid}")
         return cutoff.deadline if cutoff else None
+
+    async def reconfigure(self, servers: Iterable[AsteriskServer]) -> None:
+        """Follow a new list of servers: links whose settings changed are rebuilt, removed
+        ones are dropped (their counts leave Redis), new ones start; the others go on."""
+        wanted = {s.name: s for s in servers}
+        for name, link in list(self.links.items()):
+            if wanted.get(name) != link.server:
+                await self._drop_link(link, forget=name not in wanted)
+        for name, server in wanted.items():
+            if name not in self.links:
+                link = self._new_link(server)
+                self.publishers[name].rebuild()
+                link.start()
+
+    async def _drop_link(self, link: ServerLink, forget: bool) -> None:
+        """Stop following a server. Its live calls are no longer counted, cut off or billed
+        here (docs/ami.md, "Known limits"); the accounts' other calls are recomputed."""
+        link.stop()
+        del self.links[link.name]
+        publisher = self.publishers.pop(link.name)
+        await publisher.close()
+        for key, cutoff in list(self._timers.items()):
+            if cutoff.link is link:
+                cutoff.handle.cancel()
+                del self._timers[key]
+        for key, (owner, _, _) in list(self._deferred.items()):
+            if owner is link:
+                del self._deferred[key]
+        for account in link.tracker.accounts():
+            self._mark(account)
+        if forget:
+            try:
+                await self.counts.forget(link.name)
+            except (RedisError, OSError) as exc:
+                log.warning("in-use counts of %s not removed: %s", link.name, exc)
+        log.info("AMI %s: no longer followed", link.name)
 
     # ---- what the links report -----------------------------------------------------------
     def link_events(self, link: ServerLink, happenings: list[Happening]) -> None:
@@ -146,6 +211,31 @@ class Watcher:
     def link_down(self, link: ServerLink) -> None:
         pass  # calls go on without us; deadlines keep running; reconciliation catches up
 
+    def link_status(self, link: ServerLink, up: bool, error: str) -> None:
+        report = getattr(self.policy, "link_status", None)
+        if callable(report) and not self._stopped:
+            self._spawn(_call(report, link.name, up, error, time.time()))
+
+    def link_registration(self, link: ServerLink, fields: dict) -> None:
+        if not self.wants_registrations or self._stopped:
+            return
+        reg = registration_of(fields, time.time())
+        if reg is None:
+            return
+        self._registrations[reg.endpoint] = reg   # the latest state of an endpoint wins
+        if self._registration_handle is None:
+            self._registration_handle = self.loop.call_later(
+                self.settings.registration_flush, self._flush_registrations)
+
+    def _flush_registrations(self) -> None:
+        self._registration_handle = None
+        self._spawn(self._flush_registrations_now())
+
+    async def _flush_registrations_now(self) -> None:
+        batch, self._registrations = list(self._registrations.values()), {}
+        if batch:
+            await _maybe(self.policy.registrations(batch))
+
     # ---- admission -----------------------------------------------------------------------
     async def _admit(self, link: ServerLink, ch: Channel, account: str) -> None:
         # One admission at a time per account, so each sees the calls admitted before it.
@@ -166,8 +256,10 @@ class Watcher:
         tracker = link.tracker
         if tracker.channel(ch.uniqueid) is not ch or ch.account != account:
             return  # ended, or moved to another account (which has its own admission)
+        publisher = self.publishers.get(link.name)
+        if publisher is None or self.links.get(link.name) is not link:
+            return  # the server was dropped (reconfigure) while this call waited its turn
         tracker.admit(ch.uniqueid)
-        publisher = self.publishers[link.name]
         publisher.changed()
         await publisher.synced()  # the policy reads an in-use count that includes this call
         try:
@@ -177,12 +269,13 @@ class Watcher:
         except Exception:
             log.exception("admission of %s on account %s failed", ch.name, account)
             admission = Admission(self.settings.admit_on_error, POLICY_ERROR)
-        if tracker.channel(ch.uniqueid) is not ch or ch.account != account:
+        if (tracker.channel(ch.uniqueid) is not ch or ch.account != account
+                or self.links.get(link.name) is not link):
             return
         if admission.allowed:
             if account not in self._first_used:
                 self._first_used.add(account)
-                self._spawn(_maybe(self.policy.first_use(account, ch.started)))
+                self._spawn(_call(self.policy.first_use, account, ch.started))
             return
         tracker.refuse(ch.uniqueid)
         publisher.changed()
@@ -322,12 +415,23 @@ class Watcher:
 
     # ---- background chores ---------------------------------------------------------------
     async def _keep_alive(self) -> None:
-        while True:
-            for name in self.links:
+        # redis-py may swallow a cancellation that lands inside its connect: check before
+        # every wait whether we are stopping, so stop() never waits for a sleeping loop.
+        task = asyncio.current_task()
+
+        def ending() -> bool:
+            return self._stopped or task.cancelling() > 0
+
+        while not ending():
+            for name in list(self.links):
                 try:
                     await self.counts.touch(name)
                 except (RedisError, OSError) as exc:
+                    if ending():
+                        return
                     log.warning("in-use heartbeat of %s not written: %s", name, exc)
+            if ending():
+                return
             await asyncio.sleep(max(1.0, self.settings.alive_ttl / 3))
 
     def _on_subscribed(self) -> None:
@@ -349,6 +453,12 @@ class Watcher:
 
 async def _maybe(value):
     return await value if inspect.isawaitable(value) else value
+
+
+async def _call(fn, *args):
+    """fn(*args), awaited if need be; made only when the task runs (a task cancelled before
+    it starts leaves no coroutine never awaited)."""
+    return await _maybe(fn(*args))
 
 
 def _hangup_answered(server: str, channel: str, reply: asyncio.Future) -> None:

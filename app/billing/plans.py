@@ -1,0 +1,250 @@
+"""Service plans: names never reused, countries & minutes, and user-count changes.
+
+Plan names are unique within a reseller and never reused, not even after the account is
+closed or the plan renamed: every name a plan ever had is kept in `plan_names`
+(case- and space-insensitive), whose unique constraint also settles two requests racing
+for the same name.
+
+User-count changes follow Kazoo: `quote_user_change()` says what will be charged now, and
+`apply_user_change()` only goes ahead if that quote is still what the admin accepted.
+Added users are charged for the rest of the month (prorated); removed users take effect
+at once and are not refunded. Flush, never commit.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import pycountry
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app import audit, ledger, money
+from app.billing.models import PlanCountry, ServicePlan
+from app.billing.proration import Proration, local_today, prorate
+from app.conflicts import FieldError, flush_or_conflict
+from app.extensions import db
+from tenants.mixins import TenantOwned
+from tenants.models import utcnow
+
+MAX_USERS = 1000
+
+
+class PlanName(TenantOwned, db.Model):
+    """Every plan name a reseller ever used."""
+    __tablename__ = "plan_names"
+    __table_args__ = (UniqueConstraint("tenant_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name_key: Mapped[str] = mapped_column(String(120))
+    name: Mapped[str] = mapped_column(String(120))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("service_plans.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def name_key(name: str) -> str:
+    return " ".join((name or "").split()).casefold()[:120]
+
+
+def plan_name_taken(tenant_id: int, name: str) -> bool:
+    key = name_key(name)
+    return db.session.execute(
+        select(PlanName.id).where(PlanName.tenant_id == tenant_id, PlanName.name_key == key)
+        .execution_options(all_tenants=True)
+    ).first() is not None
+
+
+def _reserve_name(tenant_id: int, name: str, plan_id: int | None) -> PlanName:
+    if plan_name_taken(tenant_id, name):
+        raise FieldError("plan_name", "This plan name is already used by another account of this reseller; "
+                                      "plan names are never reused.")
+    reserved = PlanName(tenant_id=tenant_id, name_key=name_key(name), name=name.strip()[:120], plan_id=plan_id)
+    db.session.add(reserved)
+    flush_or_conflict()
+    return reserved
+
+
+def check_rate_sheet(tenant_id: int, rate_sheet_id: int | None) -> int | None:
+    from app.rating.models import RateSheet
+
+    if not rate_sheet_id:
+        return None
+    found = db.session.execute(
+        select(RateSheet.id).where(RateSheet.id == rate_sheet_id, RateSheet.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise FieldError("rate_sheet_id", "Choose one of this reseller's rate sheets.")
+    return found
+
+
+def check_countries(countries) -> list[tuple[str, int]]:
+    out, seen = [], set()
+    for code, minutes in countries:
+        code = (code or "").upper()
+        if pycountry.countries.get(alpha_2=code) is None:
+            raise FieldError("countries", f"“{code}” is not a country.")
+        if code in seen:
+            raise FieldError("countries", f"{pycountry.countries.get(alpha_2=code).name} is listed twice.")
+        if minutes is None or int(minutes) < 0:
+            raise FieldError("countries", "Minutes cannot be negative.")
+        seen.add(code)
+        out.append((code, int(minutes)))
+    return out
+
+
+def create_plan(account, *, name: str, users: int, cost_per_user: Decimal, rate_sheet_id: int | None,
+                countries) -> ServicePlan:
+    name = (name or "").strip()
+    if not name:
+        raise FieldError("plan_name", "Give the plan a name.")
+    if not 1 <= users <= MAX_USERS:
+        raise FieldError("users", f"Between 1 and {MAX_USERS} users.")
+    rate_sheet_id = check_rate_sheet(account.tenant_id, rate_sheet_id)
+    countries = check_countries(countries)
+    reserved = _reserve_name(account.tenant_id, name, None)
+    plan = ServicePlan(tenant_id=account.tenant_id, account_id=account.id, name=name, users=users,
+                       cost_per_user=cost_per_user, rate_sheet_id=rate_sheet_id)
+    db.session.add(plan)
+    flush_or_conflict()
+    reserved.plan_id = plan.id
+    _set_countries(plan, countries)
+    return plan
+
+
+def _set_countries(plan: ServicePlan, countries) -> None:
+    db.session.execute(delete(PlanCountry).where(PlanCountry.plan_id == plan.id)
+                       .execution_options(synchronize_session="fetch"))
+    for code, minutes in countries:
+        db.session.add(PlanCountry(tenant_id=plan.tenant_id, account_id=plan.account_id, plan_id=plan.id,
+                                   country=code, minutes=minutes))
+    flush_or_conflict()
+
+
+def plan_of(account_id: int) -> ServicePlan | None:
+    return db.session.execute(select(ServicePlan).where(ServicePlan.account_id == account_id)).scalar_one_or_none()
+
+
+def countries_of(plan: ServicePlan | None) -> list[PlanCountry]:
+    if plan is None:
+        return []
+    return list(db.session.execute(
+        select(PlanCountry).where(PlanCountry.plan_id == plan.id).order_by(PlanCountry.country)
+    ).scalars())
+
+
+def update_plan(plan: ServicePlan, *, name: str, cost_per_user: Decimal, rate_sheet_id: int | None,
+                countries) -> dict:
+    """Change the plan's terms (not its users: that is a billable change, see below)."""
+    changes = {}
+    name = (name or "").strip()
+    if not name:
+        raise FieldError("plan_name", "Give the plan a name.")
+    rate_sheet_id = check_rate_sheet(plan.tenant_id, rate_sheet_id)
+    countries = check_countries(countries)
+    if name_key(name) != name_key(plan.name):
+        _reserve_name(plan.tenant_id, name, plan.id)
+    if name != plan.name:
+        changes["plan_name"] = [plan.name, name]
+        plan.name = name
+    if money.to_decimal(plan.cost_per_user) != cost_per_user:
+        changes["cost_per_user"] = [str(plan.cost_per_user), str(cost_per_user)]
+        plan.cost_per_user = cost_per_user
+    if plan.rate_sheet_id != rate_sheet_id:
+        changes["rate_sheet_id"] = [plan.rate_sheet_id, rate_sheet_id]
+        plan.rate_sheet_id = rate_sheet_id
+    old = sorted((c.country, c.minutes) for c in countries_of(plan))
+    if old != sorted(countries):
+        changes["countries"] = [[list(c) for c in old], [list(c) for c in sorted(countries)]]
+        _set_countries(plan, countries)
+    flush_or_conflict()
+    return changes
+
+
+# --- user count changes ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserChangeQuote:
+    current: int
+    new: int
+    cost_per_user: Decimal
+    proration: Proration | None   # for the added users; None when nothing is added
+    currency: str
+
+    @property
+    def added(self) -> int:
+        return max(self.new - self.current, 0)
+
+    @property
+    def removed(self) -> int:
+        return max(self.current - self.new, 0)
+
+    @property
+    def charge_now(self) -> Decimal:
+        return self.proration.amount if self.proration else Decimal("0")
+
+    @property
+    def monthly_before(self) -> Decimal:
+        return money.quantize(self.cost_per_user * self.current, self.currency)
+
+    @property
+    def monthly_after(self) -> Decimal:
+        return money.quantize(self.cost_per_user * self.new, self.currency)
+
+
+class QuoteChanged(FieldError):
+    def __init__(self, quote: UserChangeQuote):
+        super().__init__("users", "The charge changed since it was shown (another change, or a new day). "
+                                  "Review the new charge and accept again.")
+        self.quote = quote
+
+
+def quote_user_change(account, plan: ServicePlan, new_users: int) -> UserChangeQuote:
+    if account.status == "closed":
+        raise FieldError("users", "This account is closed.")
+    if new_users is None or not 1 <= new_users <= MAX_USERS:
+        raise FieldError("users", f"Between 1 and {MAX_USERS} users.")
+    if new_users == plan.users:
+        raise FieldError("users", f"The account already has {plan.users} user{'s' if plan.users != 1 else ''}.")
+    added = max(new_users - plan.users, 0)
+    proration = None
+    if added:
+        proration = prorate(money.to_decimal(plan.cost_per_user) * added, local_today(account.timezone), account.currency)
+    return UserChangeQuote(plan.users, new_users, money.to_decimal(plan.cost_per_user), proration, account.currency)
+
+
+def apply_user_change(account, plan: ServicePlan, new_users: int, *, accepted_from: int,
+                      accepted_charge: Decimal, created_by_id: int | None = None) -> UserChangeQuote:
+    """Apply a change the admin accepted; refuse if the quote is no longer the accepted one."""
+    from app.billing.orders import record_order
+    from provisioning import extensions
+
+    # Lock the tenant (extension numbering) first, then the plan row: two accepted changes
+    # apply one after the other, in the same lock order as onboarding.
+    extensions.lock_tenant(account.tenant_id)
+    plan = db.session.execute(
+        select(ServicePlan).where(ServicePlan.id == plan.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    quote = quote_user_change(account, plan, new_users)
+    if quote.current != accepted_from or quote.charge_now != accepted_charge:
+        raise QuoteChanged(quote)
+    if quote.charge_now and account.billing_type == "prepaid" and account.balance < quote.charge_now:
+        raise FieldError("users", (
+            f"The balance {money.format_money(account.balance, account.currency)} does not cover the charge of "
+            f"{money.format_money(quote.charge_now, account.currency)}. Add credit first."))
+    order = record_order(account, "users", f"Users {quote.current} → {quote.new}", status="processed",
+                         before=quote.current, after=quote.new, charged=quote.charge_now)
+    if quote.added:
+        extensions.add_extensions(account, quote.added)
+        if quote.charge_now:
+            ledger.post(account.id, -quote.charge_now, "user_charge",
+                        f"account:{account.id}:users:{quote.proration.period}:order:{order.id}",
+                        description=(f"{quote.added} more user{'s' if quote.added != 1 else ''} × "
+                                     f"{money.format_money(quote.cost_per_user, account.currency)}, "
+                                     f"{quote.proration.days_left}/{quote.proration.days_in_month} days of {quote.proration.period}"),
+                        created_by_id=created_by_id)
+    else:
+        extensions.remove_extensions(account, quote.removed)
+    plan.users = quote.new
+    audit.record("plan.users_changed", plan, account_id=account.id, before=quote.current, after=quote.new,
+                 charged=str(quote.charge_now))
+    flush_or_conflict()
+    return quote

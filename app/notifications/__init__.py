@@ -1,0 +1,1 @@
+"""Email notifications: an outbox table, a job that sends each row once, and the letters."""

@@ -1,0 +1,29 @@
+"""The outbox: one row per email, written in the same transaction as what caused it."""
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from tenants.mixins import TenantOwned
+from tenants.models import utcnow
+
+STATUSES = ("queued", "sent", "logged", "failed")
+
+
+class Notification(TenantOwned, db.Model):
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))           # welcome, low_balance, password_changed
+    to_email: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    # queued -> sent (SMTP) | logged (no SMTP configured: written to the log) | failed
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)
+    transport: Mapped[str] = mapped_column(String(10), default="")
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()

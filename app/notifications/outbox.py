@@ -1,0 +1,111 @@
+"""Queue an email (row + job after commit) and the job that sends it.
+
+`queue_email()` writes the Notification in the caller's transaction and enqueues
+`send_notification` for after the commit (app.jobs): a rolled-back request sends nothing.
+The job sends by SMTP when SMTP_HOST is configured, else logs the email and marks it
+"logged"; a row already sent or logged is never sent again (a repeated job is harmless).
+"""
+import logging
+import smtplib
+from email.message import EmailMessage
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.jobs import enqueue, in_app_context
+from app.notifications.models import Notification
+from tenants.models import utcnow
+from tenants.scope import tenant_scope
+
+log = logging.getLogger(__name__)
+
+
+def queue_email(*, tenant_id: int, to: str, subject: str, body: str, kind: str,
+                account_id: int | None = None) -> Notification:
+    n = Notification(tenant_id=tenant_id, account_id=account_id, kind=kind, to_email=to,
+                     subject=subject[:200], body=body)
+    db.session.add(n)
+    db.session.flush()
+    enqueue(send_notification, n.id, tenant_id, job_id=f"notification-{n.id}")
+    return n
+
+
+@in_app_context
+def send_notification(notification_id: int, tenant_id: int) -> str:
+    with tenant_scope(tenant_id, descendants=False):
+        n = db.session.execute(
+            select(Notification).where(Notification.id == notification_id).with_for_update()
+        ).scalar_one_or_none()
+        if n is None:
+            return "missing"
+        if n.status in ("sent", "logged"):
+            return n.status
+        n.attempts += 1
+        cfg = current_app.config
+        if not cfg.get("SMTP_HOST"):
+            log.info("email (no SMTP configured) to %s: %s\n%s", n.to_email, n.subject, n.body)
+            n.status, n.transport, n.sent_at = "logged", "log", utcnow()
+            return n.status
+        msg = EmailMessage()
+        msg["From"] = cfg.get("MAIL_FROM", "billing@ringledger.example")
+        msg["To"] = n.to_email
+        msg["Subject"] = n.subject
+        msg.set_content(n.body)
+        try:
+            with smtplib.SMTP(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT") or 587), timeout=20) as smtp:
+                if cfg.get("SMTP_STARTTLS", True):
+                    smtp.starttls()
+                if cfg.get("SMTP_USERNAME"):
+                    smtp.login(cfg["SMTP_USERNAME"], cfg.get("SMTP_PASSWORD", ""))
+                smtp.send_message(msg)
+        except (smtplib.SMTPException, OSError) as e:
+            log.warning("email %s to %s failed: %s", n.id, n.to_email, e)
+            n.status, n.transport, n.error = "failed", "smtp", str(e)[:255]
+            return n.status
+        n.status, n.transport, n.sent_at, n.error = "sent", "smtp", utcnow(), ""
+        return n.status
+
+
+# --- the letters -------------------------------------------------------------------------------
+
+def render_template(name: str, **context) -> str:
+    """Render a plain-text email (no request needed: the letters are also queued by jobs)."""
+    return current_app.jinja_env.get_template(name).render(**context)
+
+
+def _portal_url() -> str:
+    from flask import has_request_context, url_for
+
+    if has_request_context():
+        return url_for("customer.login", _external=True)
+    return "/portal/login"
+
+
+def welcome_letter(account, *, login_email: str | None = None) -> Notification:
+    from provisioning.dids import numbers_of_account
+    from provisioning.extensions import active_extensions
+
+    body = render_template("email/welcome.txt", account=account, login_email=login_email or account.email,
+                           portal_url=_portal_url(), extensions=active_extensions(account.id),
+                           numbers=numbers_of_account(account.id))
+    n = queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind="welcome",
+                    subject=f"Welcome: your account {account.account_number} is ready", body=body)
+    audit.record("account.welcome_letter_queued", account, notification_id=n.id)
+    return n
+
+
+def low_balance_alert(account) -> Notification:
+    body = render_template("email/low_balance.txt", account=account, portal_url=_portal_url())
+    n = queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind="low_balance",
+                    subject=f"Low balance on account {account.account_number}", body=body)
+    audit.record("account.low_balance_alert_queued", account, notification_id=n.id)
+    return n
+
+
+def password_changed(account, login_email: str) -> Notification:
+    body = render_template("email/password_changed.txt", account=account, login_email=login_email,
+                           portal_url=_portal_url())
+    return queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email,
+                       kind="password_changed", subject="Your portal password was changed", body=body)

@@ -1,0 +1,413 @@
+"""Rating finished calls (CDRs) into the ledger: the database side of the rating engine.
+
+`rate_calls(call_ids)` runs in the caller's app context and tenant scope, flushes and never
+commits. For each call not rated yet (others are skipped, so a re-run changes nothing):
+
+    account -> service plan -> rate sheet -> prefix index of the rates in effect on the call's
+    start date (UTC) -> internal call? -> tariff (no rate: rating_error) -> country opened by
+    the plan? (no: rating_error) -> bundle seconds first, then the rate -> ledger debit
+    `call:<call id>` -> the Call's result columns; plus the reseller's own buy price
+    (`buy_cost`) from the sheet its parent assigned to it (Tenant.buy_rate_sheet_id).
+
+Rules where the issue was silent (docs/rating.md, "Rating CDRs"):
+- billsec is the duration; 0 s (unanswered, busy, failed) costs 0 and writes no ledger entry,
+  and neither does any call that comes to 0 (inside the bundle, free rate, internal call);
+- a call to one of the same reseller's extensions (number or SIP user) is internal: free
+  (only destinations of at most 10 characters, or not all digits, are looked up);
+- a call with a rating_error (no plan, no rate sheet, sheet and account in different
+  currencies, no rate for the destination, country not opened) is marked rated, costs 0 and
+  charges nothing: the AMI watcher should have refused it; reports show it as an error;
+- bundle periods are calendar months (UTC) of the call's start, like the watcher's;
+- buy_cost is the full call at the buy sheet (the reseller pays its parent for bundle
+  minutes too), in the buy sheet's currency; NULL without a buy sheet or a matching prefix.
+
+Calls are locked (FOR UPDATE SKIP LOCKED on PostgreSQL) so the watcher rating a call at once
+and the periodic job never rate the same call twice; bundle counters are locked by an upsert
+before they are read and moved by `seconds_used = seconds_used + :n`.
+"""
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+import logging
+
+from sqlalchemy import Integer, any_, bindparam, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from app import ledger
+from app.accounts import Account
+from app.billing.models import BundleUsage, PlanCountry, ServicePlan
+from app.calls import Call
+from app.extensions import db
+from app.money import quantize
+from app.rating.bundles import rate_call
+from app.rating.cost import ShortCallCharge, Tariff, billed_seconds
+from app.rating.index import PrefixIndex, get_index
+from app.rating.models import Rate, RateSheet
+from tenants.models import Tenant, utcnow
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+_CHUNK = 20_000      # ids per IN (...) on databases without arrays
+EXTENSION_MAX_CHARS = 10   # longer all-digit destinations are external numbers
+
+
+@dataclass
+class RatingSummary:
+    rated: int = 0        # calls given a result now (errors included)
+    charged: int = 0      # ledger debits written now
+    errors: int = 0       # calls rated with a rating_error (no charge)
+    skipped: int = 0      # already rated, being rated by another worker, or outside the scope
+    bundle_seconds: int = 0
+    amounts: dict[str, Decimal] = field(default_factory=dict)   # currency -> sum of charges
+
+    def as_dict(self) -> dict:
+        return {"rated": self.rated, "charged": self.charged, "errors": self.errors,
+                "skipped": self.skipped, "bundle_seconds": self.bundle_seconds,
+                "amounts": {c: str(a) for c, a in self.amounts.items()}}
+
+
+def bundle_period_start(day: date) -> date:
+    """The billing period bundle minutes belong to: the calendar month (BundleUsage.period_start)."""
+    return day.replace(day=1)
+
+
+# -- rates in effect on a day, cached per sheet version and day -------------------------------
+def tariffs_in_effect(sheet_id: int, day: date, *, all_tenants: bool = False) -> list[Tariff]:
+    """The sheet's rows in effect on `day`: per prefix, the latest effective_from <= day."""
+    rows = db.session.execute(
+        select(Rate.id, Rate.prefix, Rate.country, Rate.description, Rate.rate_per_minute, Rate.connect_fee,
+               Rate.first_block, Rate.increment, Rate.minimum_charge)
+        .where(Rate.rate_sheet_id == sheet_id, Rate.effective_from <= day)
+        .order_by(Rate.prefix, Rate.effective_from.desc())
+        .execution_options(all_tenants=all_tenants, yield_per=20_000))
+    out, last = [], None
+    for r in rows:
+        if r.prefix == last:
+            continue
+        last = r.prefix
+        try:
+            out.append(Tariff(r.prefix, r.country or "", r.description or "", r.rate_per_minute, r.connect_fee,
+                              r.first_block, r.increment, r.minimum_charge, rate_id=r.id))
+        except ValueError as e:
+            log.warning("rate %d (prefix %s) of sheet %d skipped: %s", r.id, r.prefix, sheet_id, e)
+    return out
+
+
+def sheet_index(sheet_id: int, version: int, day: date, *, all_tenants: bool = False) -> PrefixIndex:
+    """The prefix index of a sheet version's rates on `day` (cached; key as the AMI watcher's)."""
+    return get_index(sheet_id, (version, day),
+                     lambda: tariffs_in_effect(sheet_id, day, all_tenants=all_tenants))
+
+
+def short_call_of(sheet) -> ShortCallCharge | None:
+    if sheet.short_call_seconds and sheet.short_call_seconds > 0:
+        return ShortCallCharge(sheet.short_call_seconds, sheet.short_call_charge)
+    return None
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _is_pg(session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _in(session, column, values):
+    """column IN values: one array parameter on PostgreSQL, however many values."""
+    values = list(values)
+    if _is_pg(session):
+        return column == any_(bindparam(None, values, type_=ARRAY(Integer)))
+    return column.in_(values)
+
+
+def _chunks(values, n=_CHUNK):
+    values = list(values)
+    for i in range(0, len(values), n):
+        yield values[i:i + n]
+
+
+@dataclass
+class _Result:
+    call_id: int
+    account_id: int
+    country: str = ""
+    rate_id: int | None = None
+    cost: Decimal = ZERO
+    bundle_seconds: int = 0
+    charged_seconds: int = 0
+    buy_cost: Decimal | None = None
+    error: str = ""
+
+
+# -- the operation ----------------------------------------------------------------------------
+def rate_calls(call_ids) -> RatingSummary:
+    """Rate the given calls that are not rated yet; debit the ledger. Flushes, never commits."""
+    session = db.session
+    summary = RatingSummary()
+    ids = sorted(set(int(i) for i in call_ids))
+    if not ids:
+        return summary
+    session.flush()
+    pg = _is_pg(session)
+
+    calls = []
+    for chunk in (_chunks(ids) if not pg else [ids]):
+        q = (select(Call.id, Call.tenant_id, Call.account_id, Call.destination, Call.started_at, Call.billsec)
+             .where(_in(session, Call.id, chunk), Call.rated_at.is_(None)))
+        if pg:
+            q = q.with_for_update(skip_locked=True)
+        calls.extend(session.execute(q).all())
+    summary.skipped = len(ids) - len(calls)
+    if not calls:
+        return summary
+    calls.sort(key=lambda c: (c.started_at, c.id))     # bundle seconds go to the earliest calls first
+
+    account_ids = {c.account_id for c in calls}
+    accounts = {a.id: a for a in session.execute(
+        select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
+        .where(_in(session, Account.id, account_ids)))}
+    plans = {p.account_id: p for p in session.execute(
+        select(ServicePlan.id, ServicePlan.account_id, ServicePlan.rate_sheet_id)
+        .where(_in(session, ServicePlan.account_id, account_ids)))}
+    opened: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in session.execute(select(PlanCountry.account_id, PlanCountry.country, PlanCountry.minutes)
+                               .where(_in(session, PlanCountry.account_id, account_ids))):
+        opened[row.account_id][row.country] = row.minutes
+    sheet_ids = {p.rate_sheet_id for p in plans.values() if p.rate_sheet_id}
+    sheets = {s.id: s for s in session.execute(
+        select(RateSheet).where(_in(session, RateSheet.id, sheet_ids))).scalars()} if sheet_ids else {}
+    tenant_ids = {a.tenant_id for a in accounts.values()}
+    buy_of_tenant = dict(session.execute(
+        select(Tenant.id, Tenant.buy_rate_sheet_id).where(_in(session, Tenant.id, tenant_ids))).all())
+    buy_ids = {b for b in buy_of_tenant.values() if b}
+    # A buy sheet belongs to the parent reseller, outside this scope: read by its id only.
+    buy_sheets = {s.id: s for s in session.execute(
+        select(RateSheet).where(_in(session, RateSheet.id, buy_ids))
+        .execution_options(all_tenants=True)).scalars()} if buy_ids else {}
+
+    internal = _internal_destinations(session, calls, accounts)
+
+    results: dict[int, _Result] = {}
+    to_rate = defaultdict(list)          # (sheet id, day) -> calls
+    for c in calls:
+        account = accounts.get(c.account_id)
+        if account is None:              # not in this scope
+            summary.skipped += 1
+            continue
+        r = results[c.id] = _Result(c.id, c.account_id)
+        plan = plans.get(c.account_id)
+        sheet = sheets.get(plan.rate_sheet_id) if plan and plan.rate_sheet_id else None
+        answered = (c.billsec or 0) > 0
+        if answered and (account.tenant_id, c.destination) in internal:
+            continue                     # an internal call: free
+        if plan is None:
+            r.error = "the account has no service plan" if answered else ""
+            continue
+        if sheet is None:
+            r.error = "the account's plan has no rate sheet" if answered else ""
+            continue
+        if sheet.currency != account.currency:
+            r.error = (f"rate sheet “{sheet.name}” is in {sheet.currency}, the account in {account.currency}"
+                       if answered else "")
+            continue
+        to_rate[(sheet.id, c.started_at.date())].append(c)
+
+    bundle_calls = []                    # (call, tariff, currency, short) of calls to a country with minutes
+    for (sheet_id, day), group in to_rate.items():
+        sheet = sheets[sheet_id]
+        index = sheet_index(sheet.id, sheet.version, day)
+        short = short_call_of(sheet)
+        durations = [max(c.billsec or 0, 0) for c in group]
+        batch = index.rate_batch([c.destination or "" for c in group], durations, sheet.currency, short)
+        tariff_index, minor = batch.tariff_index, batch.minor
+        for i, c in enumerate(group):
+            r = results[c.id]
+            d = durations[i]
+            t = batch.tariff(i) if tariff_index[i] >= 0 else None
+            if t is None:
+                r.error = f"no rate for {c.destination or 'an empty destination'}" if d else ""
+                continue
+            r.country, r.rate_id = t.country, t.rate_id
+            minutes = opened[c.account_id]
+            if t.country not in minutes:
+                if d:
+                    r.error = (f"{t.country or 'non-geographic destination'} (prefix {t.prefix}) "
+                               f"is not opened by the plan")
+                continue
+            if d == 0:
+                continue
+            if minutes[t.country] > 0:
+                bundle_calls.append((c, t, sheet.currency, short))
+                continue
+            r.cost = batch.cost(i) if int(minor[i]) else ZERO
+            r.charged_seconds = billed_seconds(d, t.first_block, t.increment)
+
+    if bundle_calls:
+        _use_bundles(session, bundle_calls, opened, results)
+
+    _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal)
+
+    # -- write --------------------------------------------------------------------------------
+    now = utcnow()
+    ordered = [results[c.id] for c in calls if c.id in results]
+    _store(session, ordered, now, pg)
+    entries = []
+    by_id = {c.id: c for c in calls}
+    for r in ordered:
+        summary.rated += 1
+        summary.bundle_seconds += r.bundle_seconds
+        if r.error:
+            summary.errors += 1
+        elif r.cost > 0:
+            c = by_id[r.call_id]
+            entries.append(ledger.Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
+                                        f"Call to {c.destination}, {c.billsec} s"))
+            currency = accounts[r.account_id].currency
+            summary.amounts[currency] = summary.amounts.get(currency, ZERO) + r.cost
+    if entries:
+        summary.charged = len(ledger.post_many(entries))
+    return summary
+
+
+def _could_be_extension(destination: str) -> bool:
+    """Extension numbers are short and SIP usernames are not all digits; a full E.164 number
+    (11+ characters) is not looked up among the extensions (a batch of 50,000 calls would be
+    50,000 lookups for nothing)."""
+    return len(destination) <= EXTENSION_MAX_CHARS or not destination.lstrip("+").isdigit()
+
+
+def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
+    """(tenant id, destination) pairs that are an active extension of that reseller."""
+    from provisioning.models import Extension
+
+    wanted = {(accounts[c.account_id].tenant_id, c.destination) for c in calls
+              if c.destination and (c.billsec or 0) > 0 and c.account_id in accounts and _could_be_extension(c.destination)}
+    if not wanted:
+        return set()
+    found = set()
+    tenants = {t for t, _ in wanted}
+    destinations = sorted({d for _, d in wanted})
+    for chunk in _chunks(destinations, 5000):
+        rows = session.execute(
+            select(Extension.tenant_id, Extension.number, Extension.sip_username)
+            .where(Extension.tenant_id.in_(tenants), Extension.active.is_(True),
+                   or_(Extension.number.in_(chunk), Extension.sip_username.in_(chunk))))
+        for t, number, sip in rows:
+            found.update(((t, number), (t, sip)))
+    return wanted & found
+
+
+def _use_bundles(session, bundle_calls, opened, results) -> None:
+    """Bundle seconds first, then the rate, per account, country and period, oldest call first.
+
+    The period's counter rows are created or locked by one upsert (no change) before they are
+    read, so a concurrent rater of the same account waits; they move by `+ :n`.
+    """
+    keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date())) for c, t, _, _ in bundle_calls})
+    tenant_of = {}
+    for c, t, _, _ in bundle_calls:
+        tenant_of[c.account_id] = c.tenant_id
+    insert = postgresql.insert if _is_pg(session) else sqlite.insert
+    used: dict[tuple, int] = {}
+    for chunk in _chunks(keys, 2000):
+        stmt = insert(BundleUsage).values([
+            {"tenant_id": tenant_of[a], "account_id": a, "country": country, "period_start": period,
+             "seconds_used": 0} for a, country, period in chunk])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "country", "period_start"],
+            set_={"seconds_used": stmt.table.c.seconds_used},
+        ).returning(BundleUsage.account_id, BundleUsage.country, BundleUsage.period_start, BundleUsage.seconds_used)
+        for row in session.execute(stmt, execution_options={"all_tenants": True}):
+            used[(row.account_id, row.country, row.period_start)] = row.seconds_used
+    added: dict[tuple, int] = defaultdict(int)
+    for c, t, currency, short in bundle_calls:         # already in (started_at, id) order
+        key = (c.account_id, t.country, bundle_period_start(c.started_at.date()))
+        allowance = 60 * opened[c.account_id][t.country]
+        left = max(allowance - used[key] - added[key], 0)
+        rated = rate_call(c.billsec, t, currency, bundle_remaining_seconds=left, short_call=short)
+        r = results[c.id]
+        r.bundle_seconds, r.charged_seconds, r.cost = rated.bundle_seconds, rated.charged_seconds, rated.cost
+        added[key] += rated.bundle_seconds
+    moved = [(a, country, period, n) for (a, country, period), n in sorted(added.items()) if n]
+    if not moved:
+        return
+    # One statement for the batch; the rows are those locked (and so scoped) above.
+    if _is_pg(session):
+        a, c, p, n = (list(x) for x in zip(*moved))
+        session.execute(text(
+            "UPDATE bundle_usage SET seconds_used = bundle_usage.seconds_used + v.n"
+            " FROM unnest(CAST(:a AS integer[]), CAST(:c AS varchar[]), CAST(:p AS date[]), CAST(:n AS integer[]))"
+            " AS v(a, c, p, n)"
+            " WHERE bundle_usage.account_id = v.a AND bundle_usage.country = v.c AND bundle_usage.period_start = v.p"),
+            {"a": a, "c": c, "p": p, "n": n})
+    else:
+        t = BundleUsage.__table__
+        session.connection().execute(
+            update(t).where(t.c.account_id == bindparam("_a"), t.c.country == bindparam("_c"),
+                            t.c.period_start == bindparam("_p"))
+            .values(seconds_used=t.c.seconds_used + bindparam("_n")),
+            [{"_a": a, "_c": c, "_p": p, "_n": n} for a, c, p, n in moved])
+
+
+def _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal) -> None:
+    """What the account's reseller pays its parent for each call: the full call, no bundles."""
+    groups = defaultdict(list)
+    for c in calls:
+        r = results.get(c.id)
+        if r is None:
+            continue
+        tenant_id = accounts[c.account_id].tenant_id
+        sheet = buy_sheets.get(buy_of_tenant.get(tenant_id))
+        if sheet is None:
+            continue
+        if (c.billsec or 0) <= 0 or (tenant_id, c.destination) in internal:
+            r.buy_cost = quantize(ZERO, sheet.currency)
+            continue
+        groups[(sheet.id, c.started_at.date())].append(c)
+    for (sheet_id, day), group in groups.items():
+        sheet = buy_sheets[sheet_id]
+        index = sheet_index(sheet.id, sheet.version, day, all_tenants=True)
+        batch = index.rate_batch([c.destination or "" for c in group], [c.billsec for c in group],
+                                 sheet.currency, short_call_of(sheet))
+        for i, c in enumerate(group):
+            results[c.id].buy_cost = batch.cost(i)
+
+
+def _store(session, results, now: datetime, pg: bool) -> None:
+    if not results:
+        return
+    if pg:
+        cols = list(zip(*[(r.call_id, r.country, r.rate_id, r.cost, r.bundle_seconds, r.charged_seconds,
+                           r.buy_cost, r.error[:120]) for r in results]))
+        session.execute(text(
+            "UPDATE calls SET rated_at = :now, country = v.country, rate_id = v.rate_id, cost = v.cost,"
+            " bundle_seconds = v.bundle_seconds, charged_seconds = v.charged_seconds, buy_cost = v.buy_cost,"
+            " rating_error = v.error"
+            " FROM unnest(CAST(:id AS integer[]), CAST(:country AS varchar[]), CAST(:rate_id AS integer[]),"
+            " CAST(:cost AS numeric[]), CAST(:bundle AS integer[]), CAST(:charged AS integer[]),"
+            " CAST(:buy AS numeric[]), CAST(:error AS varchar[]))"
+            " AS v(id, country, rate_id, cost, bundle_seconds, charged_seconds, buy_cost, error)"
+            " WHERE calls.id = v.id"),
+            {"now": now, "id": list(cols[0]), "country": list(cols[1]), "rate_id": list(cols[2]),
+             "cost": list(cols[3]), "bundle": list(cols[4]), "charged": list(cols[5]), "buy": list(cols[6]),
+             "error": list(cols[7])})
+    else:
+        # Core executemany: the ids come from the scoped select above.
+        calls = Call.__table__
+        session.connection().execute(update(calls).where(calls.c.id == bindparam("_id")).values(
+            rated_at=now, country=bindparam("_country"), rate_id=bindparam("_rate_id"), cost=bindparam("_cost"),
+            bundle_seconds=bindparam("_bundle"), charged_seconds=bindparam("_charged"),
+            buy_cost=bindparam("_buy"), rating_error=bindparam("_error")),
+            [{"_id": r.call_id, "_country": r.country, "_rate_id": r.rate_id, "_cost": r.cost,
+              "_bundle": r.bundle_seconds, "_charged": r.charged_seconds, "_buy": r.buy_cost,
+              "_error": r.error[:120]} for r in results])
+    # Loaded Call objects would otherwise show the values from before these UPDATEs.
+    for r in results:
+        obj = session.identity_map.get(session.identity_key(Call, r.call_id))
+        if obj is not None:
+            session.expire(obj)
+
+
+__all__ = ["RatingSummary", "bundle_period_start", "rate_calls", "sheet_index", "short_call_of",
+           "tariffs_in_effect"]

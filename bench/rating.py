@@ -1,0 +1,324 @@
+"""Rating figures, database side: a 60,000-prefix deck and 1,000,000 calls.
+
+    .venv/bin/python bench/rating.py [--calls 1000000] [--prefixes 60000] [--persist 1000000]
+                                     [--batch 50000] [--sql-calls 5000] [--accounts 1000]
+
+Prints figures and ratios; asserts nothing (the ledger check is printed). In its own schema
+(`bench_rating`, dropped and recreated), on the PostgreSQL of --url:
+
+(a) in memory: `PrefixIndex.rate_batch` over all the calls (the cost of each call, in cents).
+(b) rated and persisted: the calls are first stored unrated (COPY, not timed), then the
+    production job `workers.rating.rate_pending_calls` rates them: per batch one locked select,
+    accounts/plans/countries loaded once, `rate_batch` for the sell and the buy price, bundles,
+    one UPDATE of the calls, and `ledger.post_many` (one INSERT … ON CONFLICT DO NOTHING
+    RETURNING with balance_after, one UPDATE per batch moving each account's balance once),
+    one commit per batch. The ledger invariant is then checked: balance == sum(ledger).
+(c) naive baseline, same process, on a sample: one SQL query per call for the longest prefix
+    (all the number's heads, `ORDER BY length(prefix) DESC LIMIT 1`), `cost.call_cost`; and the
+    same plus what a naive rater writes per call (UPDATE the call, `ledger.post`), one commit
+    per 1,000 calls.
+"""
+import argparse
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sqlalchemy import func, insert, select, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.config import Config  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.rating.cost import Tariff, call_cost  # noqa: E402
+from app.rating.deck import DeckRow  # noqa: E402
+from app.rating.index import PrefixIndex, dialled_digits  # noqa: E402
+from rating_engine import make_tariffs  # noqa: E402
+
+SCHEMA = "bench_rating"
+CURRENCY = "USD"
+
+
+def bench_app(url: str):
+    class BenchConfig(Config):
+        SQLALCHEMY_DATABASE_URI = f"{url}?options=-csearch_path%3D{SCHEMA}"
+        REDIS_URL = None
+        SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    app = create_app(BenchConfig)
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        db.create_all()
+    return app
+
+
+def per_second(n, seconds) -> str:
+    return f"{n / seconds:>13,.0f} calls/s"
+
+
+def make_world(tariffs, n_accounts, rng):
+    """Accounts, each opening 30 of the deck's countries (10% of them with bundle minutes)."""
+    by_country = {}
+    for t in tariffs:
+        by_country.setdefault(t.country, []).append(t)
+    countries = sorted(c for c in by_country if c)
+    plans = []
+    for _ in range(n_accounts):
+        opened = rng.sample(countries, min(30, len(countries)))
+        plans.append({c: (rng.choice([30, 60, 120]) if rng.random() < 0.1 else 0) for c in opened})
+    return by_country, plans
+
+
+def make_calls(by_country, plans, n, rng, day: date):
+    """(account index, number, duration, started_at): 97% to an opened country, 1% no route."""
+    start = datetime.combine(day, datetime.min.time())
+    out = []
+    opened = [list(p) for p in plans]
+    for i in range(n):
+        a = rng.randrange(len(plans))
+        r = rng.random()
+        if r < 0.01:
+            number = "999" + str(rng.randrange(10 ** 8, 10 ** 9))
+        else:
+            country = rng.choice(opened[a]) if r < 0.98 else rng.choice(list(by_country))
+            p = rng.choice(by_country[country]).prefix
+            number = p + "".join(rng.choice("0123456789") for _ in range(max(0, rng.randint(10, 13) - len(p))))
+        duration = 0 if rng.random() < 0.3 else min(int(rng.expovariate(1 / 180)) + 1, 7200)
+        out.append((a, number, duration, start + timedelta(seconds=rng.randrange(86_000))))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=1_000_000)
+    ap.add_argument("--prefixes", type=int, default=60_000)
+    ap.add_argument("--persist", type=int, default=None, help="calls rated into PostgreSQL (default: all)")
+    ap.add_argument("--batch", type=int, default=50_000)
+    ap.add_argument("--accounts", type=int, default=1000)
+    ap.add_argument("--sql-calls", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="keep the bench schema afterwards")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of (b)")
+    ap.add_argument("--sql-times", action="store_true", help="print the time spent per SQL statement kind in (b)")
+    ap.add_argument("--url", default=os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    args = ap.parse_args()
+    persist = min(args.persist or args.calls, args.calls)
+    import logging
+    logging.disable(logging.INFO)
+    rng = random.Random(20261122)
+    day = datetime.now(timezone.utc).date()
+
+    tariffs = make_tariffs(args.prefixes, rng)
+    buy_tariffs = [Tariff(t.prefix, t.country, t.description, (t.rate_per_minute * Decimal("0.6")).quantize(Decimal("0.000001")),
+                          t.connect_fee, t.first_block, t.increment, Decimal(0)) for t in tariffs]
+    by_country, plans = make_world(tariffs, args.accounts, rng)
+    t0 = time.perf_counter()
+    calls = make_calls(by_country, plans, args.calls, rng, day)
+    print(f"generated {args.prefixes:,} prefixes, {args.calls:,} calls, {args.accounts:,} accounts "
+          f"({time.perf_counter() - t0:.1f} s)")
+
+    # -- (a) in memory ---------------------------------------------------------------------------
+    index = PrefixIndex(tariffs)
+    numbers = [c[1] for c in calls]
+    durations = [c[2] for c in calls]
+    best = None
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        batch = index.rate_batch(numbers, durations, CURRENCY)
+        elapsed = time.perf_counter() - start
+        best = elapsed if best is None else min(best, elapsed)
+    speed_a = args.calls / best
+    print(f"(a) in memory, PrefixIndex.rate_batch, {args.calls:,} calls: {per_second(args.calls, best)}"
+          f"  ({best:.3f} s, best of {args.runs}; total {batch.total()} {CURRENCY}, {batch.unrouted:,} without route)")
+
+    app = bench_app(args.url)
+    with app.app_context():
+        from app import ledger
+        from app.accounts import Account
+        from app.billing.models import PlanCountry, ServicePlan
+        from app.calls import Call
+        from app.demo import ensure_platform
+        from app.ledger import LedgerEntry
+        from app.rating.imports import write_rows
+        from app.rating.models import RateSheet
+        from tenants.models import Tenant
+        from tenants.operations import create_tenant
+        from tenants.scope import tenant_scope, unscoped
+        from workers.rating import rate_pending_calls
+
+        t0 = time.perf_counter()
+        with unscoped():
+            root = ensure_platform()
+            db.session.flush()
+            buy_sheet = RateSheet(tenant_id=root.id, name="Wholesale", currency=CURRENCY)
+            db.session.add(buy_sheet)
+            db.session.flush()
+            write_rows(buy_sheet, [DeckRow(0, t, None) for t in buy_tariffs])
+            tenant = create_tenant(name="Bench reseller", slug="bench-reseller", parent_id=root.id, email="b@example.com")
+            db.session.flush()
+            db.session.execute(select(Tenant).where(Tenant.id == tenant.id)).scalar_one().buy_rate_sheet_id = buy_sheet.id
+            db.session.commit()
+        tid = tenant.id
+        with tenant_scope(tid):
+            sheet = RateSheet(tenant_id=tid, name="Retail", currency=CURRENCY)
+            db.session.add(sheet)
+            db.session.flush()
+            write_rows(sheet, [DeckRow(0, t, None) for t in tariffs])
+            db.session.execute(insert(Account), [
+                {"tenant_id": tid, "account_number": f"9{n:09d}", "name": f"Bench {n}", "email": f"b{n}@example.com",
+                 "currency": CURRENCY} for n in range(args.accounts)])
+            account_ids = list(db.session.execute(select(Account.id).order_by(Account.id)).scalars())
+            db.session.execute(insert(ServicePlan), [
+                {"tenant_id": tid, "account_id": a, "name": f"Plan {a}", "rate_sheet_id": sheet.id} for a in account_ids])
+            plan_ids = dict(db.session.execute(select(ServicePlan.account_id, ServicePlan.id)).all())
+            db.session.execute(insert(PlanCountry), [
+                {"tenant_id": tid, "account_id": a, "plan_id": plan_ids[a], "country": c, "minutes": m}
+                for a, plan in zip(account_ids, plans) for c, m in plan.items()])
+            ledger.post_many([ledger.Entry(a, Decimal("1000000"), "credit", f"bench:credit:{a}", "Bench credit")
+                              for a in account_ids])
+            db.session.commit()
+        print(f"setup: 2 sheets of {args.prefixes:,} rows, {args.accounts:,} accounts with plans "
+              f"({time.perf_counter() - t0:.1f} s)")
+
+        def store_calls(rows, tag):
+            """Unrated Call rows by COPY, as the AMI watcher would have left them."""
+            raw = db.session.connection().connection.driver_connection
+            cols = ("tenant_id", "account_id", "server", "uniqueid", "linkedid", "extension", "destination",
+                    "started_at", "answered_at", "ended_at", "billsec", "disposition", "country", "bundle_seconds",
+                    "charged_seconds", "rating_error", "created_at")
+            now = datetime.utcnow()
+            with raw.cursor() as cur:
+                with cur.copy(f"COPY calls ({', '.join(cols)}) FROM STDIN") as copy:
+                    for i, (a, number, duration, started) in enumerate(rows):
+                        answered = started if duration else None
+                        copy.write_row((tid, account_ids[a], "bench", f"{tag}.{i}", "", "1000", number, started,
+                                        answered, started + timedelta(seconds=duration), duration,
+                                        "ANSWERED" if duration else "NO ANSWER", "", 0, 0, "", now))
+            db.session.commit()
+
+        t0 = time.perf_counter()
+        store_calls(calls[:persist], "b")
+        db.session.execute(text("ANALYZE calls"))
+        db.session.commit()
+        print(f"stored {persist:,} unrated calls by COPY ({time.perf_counter() - t0:.1f} s, not timed below)")
+
+        # -- (b) the production job -------------------------------------------------------------
+        from app.rating.index import clear_index_cache
+        clear_index_cache()
+        sql_times = {}
+        if args.sql_times:
+            from sqlalchemy import event
+
+            def before(conn, cursor, statement, params, context, executemany):
+                conn.info["t0"] = time.perf_counter()
+
+            def after(conn, cursor, statement, params, context, executemany):
+                key = " ".join(statement.split()[:6])[:70]
+                n, t = sql_times.get(key, (0, 0.0))
+                sql_times[key] = (n + 1, t + time.perf_counter() - conn.info["t0"])
+            event.listen(db.engine, "before_cursor_execute", before)
+            event.listen(db.engine, "after_cursor_execute", after)
+        profiler = None
+        if args.profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
+        start = time.perf_counter()
+        summary = rate_pending_calls(tid, batch_size=args.batch)
+        t_b = time.perf_counter() - start
+        if args.sql_times:
+            event.remove(db.engine, "before_cursor_execute", before)
+            event.remove(db.engine, "after_cursor_execute", after)
+            for key, (n, t) in sorted(sql_times.items(), key=lambda kv: -kv[1][1])[:12]:
+                print(f"    sql {t:7.3f} s  {n:5d}x  {key}")
+        if profiler is not None:
+            import pstats
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+        speed_b = summary["rated"] / t_b
+        print(f"(b) rated + persisted (rate_pending_calls, batches of {args.batch:,}), {summary['rated']:,} calls: "
+              f"{per_second(summary['rated'], t_b)}  ({t_b:.2f} s incl. loading 2 indexes of {args.prefixes:,} prefixes)")
+        print(f"    {summary['charged']:,} ledger debits, {summary['errors']:,} rating errors, "
+              f"{summary['bundle_seconds']:,} bundle seconds, charged {summary['amounts']}")
+        with unscoped():
+            mismatches = ledger.balance_mismatches()
+            n_entries = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "call"))
+            n_charged = db.session.scalar(select(func.count()).select_from(Call).where(Call.cost > 0))
+            unrated = db.session.scalar(select(func.count()).select_from(Call).where(Call.rated_at.is_(None)))
+            db.session.commit()
+        print(f"    check: {len(mismatches)} accounts with balance != sum(ledger); {n_entries:,} call entries for "
+              f"{n_charged:,} charged calls; {unrated:,} calls left unrated")
+        start = time.perf_counter()
+        again = rate_pending_calls(tid, batch_size=args.batch)
+        print(f"    re-run: {again['rated']} calls rated, {again['charged']} debits ({time.perf_counter() - start:.2f} s)")
+
+        # -- (c) naive baselines ------------------------------------------------------------------
+        m = min(args.sql_calls, args.calls)
+        sample = calls[:m]
+        lookup = text("SELECT id, prefix, country, description, rate_per_minute, connect_fee, first_block, increment,"
+                      " minimum_charge FROM rates WHERE rate_sheet_id = :sheet AND prefix = ANY(:heads)"
+                      " AND effective_from <= :day ORDER BY length(prefix) DESC, effective_from DESC LIMIT 1")
+        conn = db.session.connection()
+
+        def naive_cost(number, duration):
+            digits = dialled_digits(number)
+            row = conn.execute(lookup, {"sheet": sheet.id, "heads": [digits[:k] for k in range(1, 16)], "day": day}).first()
+            if row is None:
+                return None, None
+            return row.id, call_cost(duration, Tariff(*row[1:]), CURRENCY)
+
+        start = time.perf_counter()
+        for _, number, duration, _ in sample:
+            naive_cost(number, duration)
+        t_c1 = time.perf_counter() - start
+        speed_c1 = m / t_c1
+        print(f"(c1) naive: one SQL query per call for the prefix + call_cost, {m:,} calls: {per_second(m, t_c1)}")
+        db.session.commit()
+
+        # the naive rater also writes each call and its ledger entry, one statement at a time
+        tag = uuid.uuid4().hex[:6]
+        store_calls(sample, f"c{tag}")
+        with tenant_scope(tid):
+            pending = list(db.session.execute(select(Call.id, Call.account_id, Call.destination, Call.billsec)
+                                              .where(Call.server == "bench", Call.uniqueid.like(f"c{tag}.%"))
+                                              .order_by(Call.id)))
+            db.session.commit()
+            conn = db.session.connection()
+            start = time.perf_counter()
+            for n, c in enumerate(pending, 1):
+                rate_id, cost = naive_cost(c.destination, c.billsec)
+                conn.execute(text("UPDATE calls SET rated_at = now(), rate_id = :r, cost = :c WHERE id = :i"),
+                             {"r": rate_id, "c": cost or 0, "i": c.id})
+                if cost:
+                    ledger.post(c.account_id, -cost, "call", f"call:{c.id}")
+                if n % 1000 == 0:
+                    db.session.commit()
+                    conn = db.session.connection()
+            db.session.commit()
+            t_c2 = time.perf_counter() - start
+        speed_c2 = len(pending) / t_c2
+        print(f"(c2) naive, rated + persisted (query, UPDATE, ledger.post per call), {len(pending):,} calls: "
+              f"{per_second(len(pending), t_c2)}")
+
+        print(f"ratio (a) / (c1) naive lookup:        {speed_a / speed_c1:>10,.0f}x   (target >= 100x)")
+        print(f"ratio (b) / (c2) naive persisted:     {speed_b / speed_c2:>10,.0f}x")
+        print(f"ratio (a) / (b):                      {speed_a / speed_b:>10,.1f}x")
+        print(f"targets: (a) >= 1,000,000/s: {speed_a:,.0f}; (b) >= 50,000/s: {speed_b:,.0f}")
+        db.session.remove()
+    if not args.keep:
+        with app.app_context():
+            with db.engine.begin() as c:
+                c.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+    print(f"machine load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Reseller portal: the account list (search, filters, sort, pages, columns, bulk status).
+
+GET  /reseller/accounts           the list; one template for the page and the htmx swap
+POST /reseller/accounts/bulk      activate / deactivate the selected accounts
+POST /reseller/accounts/columns   remember which columns this login shows
+"""
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, request, url_for
+from flask_login import current_user
+
+from app import account_list
+from app.account_list import (
+    COLUMNS, COLUMNS_PREFERENCE, PAGE_SIZES, STATUS_FILTERS, TERMS_FILTERS, BulkError, ListQuery,
+)
+from app.extensions import db
+from app.preferences import clear_preference, get_preference, set_preference
+from app.web import render
+from portals.reseller import bp
+from tenants.scope import current_scope
+
+
+def _multi_tenant() -> bool:
+    ids = current_scope().tenant_ids
+    return ids is None or len(ids) > 1
+
+
+def _columns() -> list[str]:
+    return account_list.visible_columns(get_preference(current_user, COLUMNS_PREFERENCE), _multi_tenant())
+
+
+def _back_to_list() -> str:
+    """Where to return after a POST: the list URL the form came from (same path only)."""
+    target = request.form.get("next", "")
+    parts = urlsplit(target)
+    list_url = url_for("reseller.accounts")
+    if parts.scheme or parts.netloc or parts.path != list_url:
+        return list_url
+    return list_url + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.get("/accounts")
+def accounts():
+    lq = ListQuery.from_args(request.args)
+    result = account_list.list_accounts(lq)
+    return render(
+        "reseller/accounts.html", result=result, lq=result.query, columns=_columns(),
+        all_columns=COLUMNS, status_filters=STATUS_FILTERS, terms_filters=TERMS_FILTERS,
+        page_sizes=PAGE_SIZES, this_url=request.full_path.rstrip("?"),
+    )
+
+
+@bp.post("/accounts/bulk")
+def accounts_bulk():
+    action = request.form.get("action", "")
+    ids = account_list.parse_ids(request.form.getlist("ids"))
+    try:
+        changed = account_list.bulk_set_status(ids, action)
+    except BulkError as e:
+        db.session.rollback()
+        flash(str(e), "error")
+    else:
+        db.session.commit()
+        verb = "activated" if action == "activate" else "deactivated"
+        unchanged = len(ids) - changed
+        message = f"{changed} account{'s' if changed != 1 else ''} {verb}."
+        if unchanged:  # already in that state, closed, or not found in this reseller's scope
+            message += f" {unchanged} of the selected {'was' if unchanged == 1 else 'were'} not changed."
+        flash(message, "success" if changed else "info")
+    return redirect(_back_to_list(), code=303)
+
+
+@bp.post("/accounts/columns")
+def accounts_columns():
+    if request.form.get("reset"):
+        clear_preference(current_user, COLUMNS_PREFERENCE)
+        flash("Columns reset to the default.", "success")
+    else:
+        chosen = [c for c in request.form.getlist("columns") if c in account_list.COLUMN_KEYS]
+        set_preference(current_user, COLUMNS_PREFERENCE,
+                       account_list.visible_columns(chosen, _multi_tenant()))
+        flash("Columns saved for your login.", "success")
+    db.session.commit()
+    return redirect(_back_to_list(), code=303)

@@ -1,0 +1,258 @@
+"""Rating CDRs into the ledger (app/rating/cdr.py) and the periodic rating job (workers/rating.py)."""
+from datetime import date, datetime
+from decimal import Decimal
+
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from app import jobs, ledger
+from app.billing.models import BundleUsage
+from app.extensions import db
+from app.rating.cdr import rate_calls
+from tenants.models import Tenant
+from tenants.scope import tenant_scope, unscoped
+from tests.integration.rating_support import (add_call, fresh_index_cache, balance, call, call_entries, give_plan, ledger_count,
+                                              make_sheet)
+from workers.rating import enqueue_rating, rate_pending_calls, rating_job_id
+
+assert fresh_index_cache  # autouse fixture
+UK = "442071234567"
+FR = "33142345678"
+# 0.10/min, 0.05 connect fee, 30/6 (docs/rating.md's example tariff)
+UK_ROW = ("44", "GB", "0.10", "0.05", 30, 6)
+
+
+def rated(tenant_id, ids):
+    with tenant_scope(tenant_id, descendants=False):
+        summary = rate_calls(ids)
+        db.session.commit()
+    return summary
+
+
+def no_mismatch():
+    with unscoped():
+        return ledger.balance_mismatches() == []
+
+
+def test_an_answered_call_is_rated_by_the_longest_prefix_and_debited_once(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    sheet = make_sheet(tenant, [UK_ROW, ("447", "GB", "0.30")])
+    give_plan(account, sheet, [("GB", 0)])
+    landline, mobile = add_call(account, UK, 47), add_call(account, "+447911123456", 10)
+
+    summary = rated(tenant.id, [landline, mobile])
+
+    assert (summary.rated, summary.charged, summary.errors) == (2, 2, 0)
+    c = call(landline)
+    assert (c.cost, c.charged_seconds, c.bundle_seconds, c.country, c.rating_error) == (
+        Decimal("0.13"), 48, 0, "GB", "")
+    assert c.rated_at is not None and c.rate_id is not None
+    assert call(mobile).cost == Decimal("0.05")            # 447 wins over 44: 10 s x 0.30/60
+    assert call_entries(account.id) == [(f"call:{landline}", Decimal("-0.13")), (f"call:{mobile}", Decimal("-0.05"))]
+    assert balance(account.id) == Decimal("9.82")
+    assert no_mismatch()
+
+
+def test_unanswered_calls_cost_nothing_and_write_no_ledger_entry(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]))
+    busy = add_call(account, UK, 0, disposition="BUSY")
+    rated(tenant.id, [busy])
+    c = call(busy)
+    assert (c.cost, c.charged_seconds, c.rating_error) == (Decimal("0"), 0, "") and c.rated_at is not None
+    assert call_entries(account.id) == [] and balance(account.id) == Decimal("10")
+
+
+def test_bundle_seconds_are_used_first_and_a_call_crossing_the_boundary_pays_increments_only(
+        app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]), [("GB", 1)])          # 60 free seconds a month
+    first = add_call(account, UK, 40, datetime(2025, 5, 3, 9, 0))
+    crossing = add_call(account, UK, 100, datetime(2025, 5, 3, 10, 0))
+    after = add_call(account, UK, 10, datetime(2025, 5, 3, 11, 0))
+    next_month = add_call(account, UK, 30, datetime(2025, 6, 1, 0, 0, 5))
+
+    rated(tenant.id, [after, crossing, first, next_month])              # order of ids does not matter
+
+    assert (call(first).bundle_seconds, call(first).charged_seconds, call(first).cost) == (40, 0, Decimal("0"))
+    # 20 s left in the bundle; the other 80 s are charged in 6 s increments: 84 s x 0.10/60 = 0.14
+    assert (call(crossing).bundle_seconds, call(crossing).charged_seconds, call(crossing).cost) == (
+        20, 84, Decimal("0.14"))
+    # bundle empty: the full formula, 0.05 + 30 s x 0.10/60
+    assert (call(after).bundle_seconds, call(after).cost) == (0, Decimal("0.10"))
+    assert (call(next_month).bundle_seconds, call(next_month).cost) == (30, Decimal("0"))   # a new period
+    with unscoped():
+        usage = dict(db.session.execute(select(BundleUsage.period_start, BundleUsage.seconds_used)
+                                        .where(BundleUsage.account_id == account.id)).all())
+    assert usage == {date(2025, 5, 1): 60, date(2025, 6, 1): 30}
+    assert [k for k, _ in call_entries(account.id)] == [f"call:{crossing}", f"call:{after}"]
+    assert no_mismatch()
+
+
+def test_bundle_usage_left_by_earlier_batches_is_respected(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]), [("GB", 1)])
+    rated(tenant.id, [add_call(account, UK, 50)])
+    second = add_call(account, UK, 16)
+    rated(tenant.id, [second])
+    assert (call(second).bundle_seconds, call(second).charged_seconds, call(second).cost) == (
+        10, 6, Decimal("0.01"))
+
+
+def test_a_call_to_a_country_the_plan_has_not_opened_gets_a_rating_error_and_no_charge(
+        app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW, ("33", "FR", "0.05")]), [("GB", 0)])
+    closed, unrouted = add_call(account, FR, 60), add_call(account, "999123456", 60)
+
+    summary = rated(tenant.id, [closed, unrouted])
+
+    assert summary.errors == 2 and summary.charged == 0
+    assert "FR" in call(closed).rating_error and "not opened" in call(closed).rating_error
+    assert call(closed).cost == Decimal("0") and call(closed).rated_at is not None
+    assert call(unrouted).rating_error == "no rate for 999123456"
+    assert call_entries(account.id) == [] and balance(account.id) == Decimal("10")
+
+
+def test_accounts_without_a_plan_or_sheet_or_with_another_currency_get_a_rating_error(
+        app, make_tenant, make_account):
+    tenant = make_tenant()
+    no_plan = make_account(tenant, credit="10")
+    no_sheet = make_account(tenant, credit="10")
+    give_plan(no_sheet, None)
+    euro = make_account(tenant, credit="10", currency="EUR")
+    give_plan(euro, make_sheet(tenant, [UK_ROW]))
+    ids = [add_call(no_plan, UK, 30), add_call(no_sheet, UK, 30), add_call(euro, UK, 30)]
+    rated(tenant.id, ids)
+    errors = [call(i).rating_error for i in ids]
+    assert errors[0] == "the account has no service plan"
+    assert errors[1] == "the account's plan has no rate sheet"
+    assert "USD" in errors[2] and "EUR" in errors[2]
+    assert ledger_count() == 0
+
+
+def test_a_call_to_an_extension_of_the_same_reseller_is_internal_and_free(app, make_tenant, make_account):
+    from provisioning.models import Extension
+
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]))
+    with unscoped():
+        db.session.add(Extension(tenant_id=tenant.id, account_id=account.id, number="1001",
+                                 sip_username="t1_1001", sip_secret="x"))
+        db.session.commit()
+    internal = add_call(account, "1001", 120)
+    rated(tenant.id, [internal])
+    assert (call(internal).cost, call(internal).rating_error) == (Decimal("0"), "")
+    assert ledger_count() == 0
+
+
+def test_the_short_call_charge_of_the_sheet_is_added(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [("44", "GB", "0.10")], short_call=(6, "0.02")))
+    short, normal = add_call(account, UK, 5), add_call(account, UK, 6)
+    rated(tenant.id, [short, normal])
+    assert (call(short).cost, call(normal).cost) == (Decimal("0.03"), Decimal("0.01"))
+
+
+def test_a_new_price_takes_effect_on_its_date_and_earlier_calls_keep_the_old_one(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    sheet = make_sheet(tenant, [("44", "GB", "0.60", "0", 60, 60),
+                                ("44", "GB", "1.20", "0", 60, 60, "0", date(2025, 6, 1))])
+    give_plan(account, sheet)
+    before = add_call(account, UK, 60, datetime(2025, 5, 31, 23, 59, 0))
+    on_the_day = add_call(account, UK, 60, datetime(2025, 6, 1, 0, 0, 1))
+    rated(tenant.id, [before, on_the_day])
+    assert (call(before).cost, call(on_the_day).cost) == (Decimal("0.60"), Decimal("1.20"))
+    assert call(before).rate_id != call(on_the_day).rate_id
+
+
+def test_the_buy_cost_comes_from_the_sheet_the_parent_assigned_to_the_reseller(app, make_tenant, make_account):
+    parent = make_tenant()
+    child = make_tenant(parent=parent)
+    buy_sheet = make_sheet(parent, [("44", "GB", "0.06", "0", 60, 60)], name="Wholesale")
+    with unscoped():
+        db.session.execute(select(Tenant).where(Tenant.id == child.id)).scalar_one().buy_rate_sheet_id = buy_sheet
+        db.session.commit()
+    account = make_account(child, credit="10")
+    give_plan(account, make_sheet(child, [UK_ROW]), [("GB", 1)])
+    other = make_account(parent, credit="10")                  # the parent has no buy sheet of its own
+    give_plan(other, make_sheet(parent, [UK_ROW]))
+    inside_bundle, unanswered = add_call(account, UK, 47), add_call(account, UK, 0)
+    no_buy_sheet = add_call(other, UK, 47)
+
+    rated(child.id, [inside_bundle, unanswered])
+    rated(parent.id, [no_buy_sheet])
+
+    assert call(inside_bundle).cost == Decimal("0")          # the customer's bundle...
+    assert call(inside_bundle).buy_cost == Decimal("0.06")   # ...still costs the reseller a minute
+    assert call(unanswered).buy_cost == Decimal("0")
+    assert call(no_buy_sheet).buy_cost is None and call(no_buy_sheet).cost == Decimal("0.13")
+
+
+def test_rating_twice_changes_nothing(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]), [("GB", 1)])
+    ids = [add_call(account, UK, 47), add_call(account, UK, 100)]
+    first = rated(tenant.id, ids)
+    again = rated(tenant.id, ids)
+    assert (first.rated, again.rated, again.skipped, again.charged) == (2, 0, 2, 0)
+    assert len(call_entries(account.id)) == 1 and balance(account.id) == Decimal("9.85")  # 87 s -> 90 s
+    with unscoped():
+        assert db.session.scalar(select(BundleUsage.seconds_used)) == 60
+    assert no_mismatch()
+
+
+def test_calls_of_another_tenant_are_not_rated_in_this_scope(app, make_tenant, make_account):
+    a, b = make_tenant(), make_tenant()
+    account_b = make_account(b, credit="10")
+    give_plan(account_b, make_sheet(b, [UK_ROW]))
+    foreign = add_call(account_b, UK, 47)
+    summary = rated(a.id, [foreign])
+    assert (summary.rated, summary.skipped) == (0, 1) and call(foreign).rated_at is None
+
+
+def test_the_rating_job_rates_every_pending_call_once_even_when_run_twice(app, make_tenant, make_account):
+    tenants = [make_tenant(), make_tenant()]
+    ids = []
+    for tenant in tenants:
+        account = make_account(tenant, credit="100")
+        give_plan(account, make_sheet(tenant, [UK_ROW]))
+        ids += [add_call(account, UK, 10 + n) for n in range(7)]
+
+    first = rate_pending_calls(batch_size=3)
+    second = rate_pending_calls(batch_size=3)
+
+    assert (first["rated"], first["charged"], second["rated"]) == (14, 14, 0)
+    assert ledger_count() == 14 and all(call(i).rated_at for i in ids)
+    assert no_mismatch()
+
+
+def test_the_cron_entry_queues_one_rating_job_per_minute_and_rq_runs_it(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="100")
+    give_plan(account, make_sheet(tenant, [UK_ROW]))
+    pending = add_call(account, UK, 47)
+    q = jobs.queue(app)
+    enqueue_rating()
+    enqueue_rating()                                      # a doubled cron tick
+    assert q.count == 1 and q.job_ids[0] == rating_job_id()
+    SimpleWorker([q], connection=q.connection).work(burst=True)
+    assert call(pending).cost == Decimal("0.13")
+    # the same job run again (a retried or re-enqueued run) changes nothing
+    q.enqueue(rate_pending_calls, tenant.id)
+    SimpleWorker([q], connection=q.connection).work(burst=True)
+    assert call_entries(account.id) == [(f"call:{pending}", Decimal("-0.13"))]
+    assert no_mismatch()
+
+
+def test_rating_job_ids_are_deterministic_per_minute():
+    assert rating_job_id(datetime(2025, 5, 1, 13, 7, 59)) == "rate-pending-calls-202505011307"

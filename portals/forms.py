@@ -37,3 +37,28 @@ class LoginCreateForm(FlaskForm):
 
 class StatusForm(FlaskForm):
     """Only the CSRF token: the action is in the URL and the button."""
+
+
+def create_reseller_from(form: ResellerForm):
+    """Create the tenant a valid ResellerForm describes; a refusal lands next to its field."""
+    from tenants.operations import TenantError, create_tenant
+
+    try:
+        return create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
+                             email=form.email.data, currency=form.currency.data,
+                             base_extension=form.base_extension.data)
+    except TenantError as e:
+        getattr(form, e.field).errors.append(str(e))
+        return None
+
+
+def create_login_from(form: LoginCreateForm, tenant_id: int):
+    """Add the staff login a valid LoginCreateForm describes; a refusal lands next to its field."""
+    from app.auth import LoginError, create_login
+
+    try:
+        return create_login(tenant_id=tenant_id, email=form.email.data, name=form.name.data,
+                            role=form.role.data, password=form.password.data)
+    except LoginError as e:
+        getattr(form, e.field).errors.append(str(e))
+        return None

@@ -3,15 +3,15 @@ from flask import flash, redirect, request, url_for
 from sqlalchemy import func, select
 
 from app.accounts import Account
-from app.auth import LoginError, create_login
 from app.extensions import db
 from app.settings import get_int
 from app.users import User
 from app.web import render
 from portals.admin import bp
-from portals.forms import LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm
+from portals.forms import (LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm, create_login_from,
+                           create_reseller_from)
 from tenants import Tenant, get_or_404
-from tenants.operations import TenantError, create_tenant, set_status, update_tenant
+from tenants.operations import TenantError, set_status, update_tenant
 
 
 def _tenant_choices():
@@ -42,17 +42,10 @@ def resellers():
 def reseller_new():
     form = ResellerForm(data={"base_extension": get_int("base_extension")})
     form.parent_id.choices = _tenant_choices()
-    if form.validate_on_submit():
-        try:
-            tenant = create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
-                                   email=form.email.data, currency=form.currency.data,
-                                   base_extension=form.base_extension.data)
-        except TenantError as e:
-            getattr(form, e.field).errors.append(str(e))
-        else:
-            db.session.commit()
-            flash(f"Reseller {tenant.name} created. Add its owner login next.", "success")
-            return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+    if form.validate_on_submit() and (tenant := create_reseller_from(form)):
+        db.session.commit()
+        flash(f"Reseller {tenant.name} created. Add its owner login next.", "success")
+        return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
     return render("admin/reseller_form.html", form=form, status=422 if form.errors else 200,
                   title="New reseller")
 
@@ -101,16 +94,10 @@ def reseller_status(tenant_id):
 def reseller_login_new(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
     form = LoginCreateForm()
-    if form.validate_on_submit():
-        try:
-            create_login(tenant_id=tenant.id, email=form.email.data, name=form.name.data,
-                         role=form.role.data, password=form.password.data)
-        except LoginError as e:
-            getattr(form, e.field).errors.append(str(e))
-        else:
-            db.session.commit()
-            flash(f"Login {form.email.data} added.", "success")
-            return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+    if form.validate_on_submit() and create_login_from(form, tenant.id):
+        db.session.commit()
+        flash(f"Login {form.email.data} added.", "success")
+        return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
     logins = db.session.execute(select(User).where(User.tenant_id == tenant.id, User.account_id.is_(None))).scalars().all()
     children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
     return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,

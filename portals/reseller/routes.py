@@ -4,16 +4,14 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from app.accounts import Account
-from app.auth import LoginError, create_login
 from app.extensions import db
 from app.settings import get_int
 from app.users import User
 from app.web import render
 from portals.access import owner_only
-from portals.forms import LoginCreateForm, ResellerForm
+from portals.forms import LoginCreateForm, ResellerForm, create_login_from, create_reseller_from
 from portals.reseller import bp
 from tenants import Tenant, get_or_404
-from tenants.operations import TenantError, create_tenant
 
 
 @bp.get("/", endpoint="dashboard")
@@ -33,13 +31,7 @@ def resellers():
     ]
     if form.validate_on_submit():
         owner_only()
-        try:
-            tenant = create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
-                                   email=form.email.data, currency=form.currency.data,
-                                   base_extension=form.base_extension.data)
-        except TenantError as e:
-            getattr(form, e.field).errors.append(str(e))
-        else:
+        if tenant := create_reseller_from(form):
             db.session.commit()
             flash(f"Sub-reseller {tenant.name} created.", "success")
             return redirect(url_for("reseller.reseller_detail", tenant_id=tenant.id))
@@ -62,12 +54,7 @@ def staff():
     form = LoginCreateForm()
     if form.validate_on_submit():
         owner_only()
-        try:
-            create_login(tenant_id=current_user.tenant_id, email=form.email.data, name=form.name.data,
-                         role=form.role.data, password=form.password.data)
-        except LoginError as e:
-            getattr(form, e.field).errors.append(str(e))
-        else:
+        if create_login_from(form, current_user.tenant_id):
             db.session.commit()
             flash(f"Login {form.email.data} added.", "success")
             return redirect(url_for("reseller.staff"))

@@ -82,7 +82,10 @@ def _register_blueprints(app):
 
 
 def _register_template_helpers(app):
+    from app.in_use import register_template_globals
     from app.money import format_money
+
+    register_template_globals(app)  # live calls in use, from the AMI watchers' Redis counts
 
     @app.template_filter("money")
     def money_filter(amount, currency="USD"):

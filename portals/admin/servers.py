@@ -19,7 +19,6 @@ from portals.admin import bp
 from tenants import get_or_404
 
 # `in_use(account_number)` and `extension_in_use(sip_username)` for every portal's templates.
-bp.record_once(lambda state: in_use.register_template_globals(state.app))
 
 
 class AsteriskServerForm(FlaskForm):

@@ -38,11 +38,9 @@ PAYMENT_KINDS = ("payment", "credit", "refund")
 
 
 def calls_in_progress(account_number: str) -> int | None:
-    """Live calls from the AMI watchers' shared counts (app.in_use); None when not available."""
-    try:
-        from app.in_use import account_in_use
-    except ImportError:
-        return None
+    """Live calls from the AMI watchers' shared counts; None when not available."""
+    from app.in_use import account_in_use
+
     return account_in_use(account_number)
 
 

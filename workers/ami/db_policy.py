@@ -129,9 +129,11 @@ class DatabasePolicy:
             self.counts = watcher.counts
         self.warm_up()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._builder.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Drop queued work; with `wait`, let the database work under way finish (a thread
+        still in a transaction after its watcher stopped would hold its table locks)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._builder.shutdown(wait=wait, cancel_futures=True)
 
     def warm_up(self) -> None:
         """Build, in the background, the prefix index of every rate sheet an active account's

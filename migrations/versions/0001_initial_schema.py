@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 19:00:09.779952
+Create Date: 2026-11-22 19:17:56.955419
 
 """
 from alembic import op
@@ -560,6 +560,11 @@ def upgrade():
     with op.batch_alter_table('user_preferences', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_preferences_tenant_id'), ['tenant_id'], unique=False)
 
+    # create_table leaves out use_alter foreign keys: add the cycle's one now that both tables
+    # exist (an ALTER on PostgreSQL, a table rebuild on SQLite).
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.create_foreign_key(op.f("fk_tenants_buy_rate_sheet_id_rate_sheets"),
+                                    "rate_sheets", ["buy_rate_sheet_id"], ["id"])
     # ### end Alembic commands ###
 
 

@@ -18,8 +18,12 @@ def register_cli(app):
 @with_appcontext
 def demo_command(reset):
     """Create the demo platform: admin, resellers, a sub-reseller, staff and accounts."""
+    import logging
+
     from app.demo import DEMO_LOGINS, load_demo
 
+    # The demo's welcome emails are logged in full when no SMTP is set: keep the output short.
+    logging.getLogger("app.notifications.outbox").setLevel(logging.WARNING)
     with unscoped():
         if reset:
             db.drop_all()

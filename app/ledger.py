@@ -7,7 +7,7 @@ writes nothing and gets the first entry back. Invariant, for every account:
 """
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -187,9 +187,11 @@ def post_many(entries) -> set[tuple[int, str]]:
         raise LookupError(f"accounts {sorted(missing)} not found in this scope")
 
     running = {a: accounts[a].balance for a in account_ids}
+    units = {c: Decimal(1).scaleb(-money.minor_units(c)) for c in {accounts[a].currency for a in account_ids}}
     rows = []
     for (account_id, key), e in batch.items():
-        amount = money.quantize(e.amount, accounts[account_id].currency)
+        # money.quantize's rule (half-up to the minor unit), the unit looked up once per currency
+        amount = money.to_decimal(e.amount).quantize(units[accounts[account_id].currency], rounding=ROUND_HALF_UP)
         running[account_id] += amount
         rows.append((accounts[account_id].tenant_id, account_id, amount, e.kind, key,
                      e.description[:255], running[account_id]))

@@ -121,6 +121,17 @@ def main():
             count = db.session.scalar(select(func.count()).select_from(Rate).where(Rate.rate_sheet_id == sheet.id))
             print(f"    {changed:,} rows written, {deleted:,} deleted, {count:,} in the sheet")
 
+            from app.rating.imports import new_import, run_import
+
+            sheet2 = RateSheet(tenant_id=tenant.id, name="Bench deck 2", currency="USD")
+            db.session.add(sheet2)
+            db.session.flush()
+            imp = new_import(sheet2, deck.encode(), filename="deck.csv")
+            db.session.commit()
+            t_job, outcome = timed("the whole import job (run_import: file from the DB, parse, write)",
+                                   lambda: run_import(imp.id))
+            print(f"    {outcome['message']}")
+
             t_export, size = timed("export (streamed CSV, export_deck per 5,000 rows)",
                                    lambda: sum(len(part) for part in export_chunks(sheet.id)))
             print(f"    {size / 1e6:.1f} MB")

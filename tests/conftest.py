@@ -119,6 +119,16 @@ def app(_app):
         ctx.pop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rating_cache():
+    """Ids restart at 1 in every test: a cached prefix index must not outlive its test."""
+    from app.rating.index import clear_index_cache
+
+    clear_index_cache()
+    yield
+    clear_index_cache()
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

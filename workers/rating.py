@@ -6,6 +6,7 @@ the cron process every minute with a deterministic job id per minute (`enqueue_r
 second run changes nothing: calls are locked while rated and rated calls are never taken again.
 """
 import logging
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -18,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 @in_app_context
-def rate_pending_calls(tenant_id: int | None = None, batch_size: int = 5000) -> dict:
-    """Rate unrated calls, one tenant at a time, `batch_size` calls per transaction."""
+def rate_pending_calls(tenant_id: int | None = None, batch_size: int = 5000, time_limit: float = 120.0) -> dict:
+    """Rate unrated calls, one tenant at a time, `batch_size` calls per transaction.
+
+    No new batch starts after `time_limit` seconds (the rest waits for the next minute's run),
+    so a backlog never outlives RQ's job timeout."""
     from app.calls import Call
     from app.rating.cdr import RatingSummary, rate_calls
 
@@ -31,9 +35,10 @@ def rate_pending_calls(tenant_id: int | None = None, batch_size: int = 5000) -> 
     else:
         tenants = [tenant_id]
     total = RatingSummary()
+    deadline = time.monotonic() + time_limit
     for tid in sorted(tenants):
         last_id = 0
-        while True:
+        while time.monotonic() < deadline:
             with tenant_scope(tid, descendants=False):
                 ids = list(db.session.execute(
                     select(Call.id).where(Call.tenant_id == tid, Call.rated_at.is_(None), Call.id > last_id)

@@ -9,11 +9,11 @@ commits. For each call not rated yet (others are skipped, so a re-run changes no
     `call:<call id>` -> the Call's result columns; plus the reseller's own buy price
     (`buy_cost`) from the sheet its parent assigned to it (Tenant.buy_rate_sheet_id).
 
-Rules where the issue was silent (docs/rating.md, "Rating CDRs"):
+Rules where the issue was silent (docs/rating-database.md):
 - billsec is the duration; 0 s (unanswered, busy, failed) costs 0 and writes no ledger entry,
   and neither does any call that comes to 0 (inside the bundle, free rate, internal call);
 - a call to one of the same reseller's extensions (number or SIP user) is internal: free
-  (only destinations of at most 10 characters, or not all digits, are looked up);
+  (only destinations of at most 8 characters, or not all digits, are looked up);
 - a call with a rating_error (no plan, no rate sheet, sheet and account in different
   currencies, no rate for the destination, country not opened) is marked rated, costs 0 and
   charges nothing: the AMI watcher should have refused it; reports show it as an error;
@@ -25,14 +25,15 @@ Calls are locked (FOR UPDATE SKIP LOCKED on PostgreSQL) so the watcher rating a 
 and the periodic job never rate the same call twice; bundle counters are locked by an upsert
 before they are read and moved by `seconds_used = seconds_used + :n`.
 """
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-import logging
+from typing import NamedTuple
 
-from sqlalchemy import Integer, any_, bindparam, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, String, any_, bindparam, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import ledger
@@ -42,8 +43,9 @@ from app.calls import Call
 from app.extensions import db
 from app.money import quantize
 from app.rating.bundles import rate_call
-from app.rating.cost import ShortCallCharge, Tariff, billed_seconds
+from app.rating.cost import ShortCallCharge, Tariff
 from app.rating.index import PrefixIndex, get_index
+from app.rating.micro import minor_units_of
 from app.rating.models import Rate, RateSheet
 from tenants.models import Tenant, utcnow
 
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 _CHUNK = 20_000      # ids per IN (...) on databases without arrays
-EXTENSION_MAX_CHARS = 10   # longer all-digit destinations are external numbers
+EXTENSION_MAX_CHARS = 8    # longer all-digit destinations are external numbers
 
 
 @dataclass
@@ -163,6 +165,127 @@ def rate_calls(call_ids) -> RatingSummary:
         return summary
     calls.sort(key=lambda c: (c.started_at, c.id))     # bundle seconds go to the earliest calls first
 
+    results, accounts = _rate_rows(session, calls, summary)
+    _store(session, results, utcnow(), pg)
+    _debit(results, {c.id: c for c in calls}, accounts, summary)
+    return summary
+
+
+class CallRecord(NamedTuple):
+    """A finished call not stored yet (`store_rated_calls`): the Call columns the switch gives."""
+    account_id: int
+    server: str
+    uniqueid: str
+    destination: str
+    started_at: datetime
+    billsec: int
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    disposition: str = ""
+    extension: str = ""
+    linkedid: str = ""
+
+
+class _Row(NamedTuple):
+    id: int                  # provisional key until the row has its Call id
+    tenant_id: int
+    account_id: int
+    destination: str
+    started_at: datetime
+    billsec: int
+
+
+def store_rated_calls(records) -> RatingSummary:
+    """Bulk path: store CDRs that are not stored yet, already rated, and debit them.
+
+    Same rules and results as storing the calls and then `rate_calls` on them, with fewer
+    writes: each call is written once (PostgreSQL: ids drawn from the sequence in one query,
+    the rows by COPY) and the ledger by one `post_many`. Calls already stored (same server and
+    uniqueid) and accounts outside the scope are skipped. If another writer stores one of the
+    same calls meanwhile, the unique constraint fails the whole batch (nothing is written;
+    retry it). Flushes, never commits.
+    """
+    session = db.session
+    summary = RatingSummary()
+    records = [r if isinstance(r, CallRecord) else CallRecord(**r) for r in records]
+    seen, fresh = set(), []
+    for r in records:
+        key = (str(r.server)[:64], str(r.uniqueid)[:64])
+        if key not in seen:
+            seen.add(key)
+            fresh.append(r)
+    summary.skipped = len(records) - len(fresh)
+    if not fresh:
+        return summary
+    session.flush()
+    pg = _is_pg(session)
+    stored = set()
+    for chunk in _chunks(fresh, 20_000):
+        servers, uids = [str(r.server)[:64] for r in chunk], [str(r.uniqueid)[:64] for r in chunk]
+        if pg:
+            stored.update(session.execute(text(
+                "SELECT c.server, c.uniqueid FROM calls c JOIN unnest(CAST(:s AS varchar[]), CAST(:u AS varchar[]))"
+                " AS t(server, uniqueid) ON c.server = t.server AND c.uniqueid = t.uniqueid"),
+                {"s": servers, "u": uids}).all())
+        else:
+            stored.update(tuple(x) for x in session.execute(
+                select(Call.server, Call.uniqueid).where(Call.uniqueid.in_(uids)).execution_options(all_tenants=True)))
+    fresh = [r for r in fresh if (str(r.server)[:64], str(r.uniqueid)[:64]) not in stored]
+    summary.skipped += len(records) - summary.skipped - len(fresh)
+    accounts = {a.id: a for a in session.execute(
+        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for r in fresh})))}
+    rows, by_key = [], {}
+    for n, r in enumerate(fresh, 1):
+        if r.account_id not in accounts:
+            summary.skipped += 1
+            continue
+        row = _Row(-n, accounts[r.account_id].tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
+                   max(int(r.billsec or 0), 0))
+        rows.append(row)
+        by_key[row.id] = r
+    if not rows:
+        return summary
+    rows.sort(key=lambda c: (c.started_at, -c.id))
+    results, accounts = _rate_rows(session, rows, summary)
+    now = utcnow()
+    if pg:
+        ids = list(session.execute(text("SELECT nextval(pg_get_serial_sequence('calls', 'id'))"
+                                        " FROM generate_series(1, :n)"), {"n": len(results)}).scalars())
+    else:
+        ids = [None] * len(results)
+    new_rows = {}
+    values = []
+    for call_id, res in zip(ids, results):
+        rec = by_key[res.call_id]
+        values.append((call_id, accounts[rec.account_id].tenant_id, rec.account_id, str(rec.server)[:64],
+                       str(rec.uniqueid)[:64], str(rec.linkedid or "")[:64], str(rec.extension or "")[:40],
+                       str(rec.destination or "")[:40], rec.started_at, rec.answered_at, rec.ended_at,
+                       max(int(rec.billsec or 0), 0), str(rec.disposition or "")[:20], now, res.country, res.rate_id,
+                       res.cost, res.bundle_seconds, res.charged_seconds, res.buy_cost, res.error[:120], now))
+    columns = ("id", "tenant_id", "account_id", "server", "uniqueid", "linkedid", "extension", "destination",
+               "started_at", "answered_at", "ended_at", "billsec", "disposition", "rated_at", "country", "rate_id",
+               "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error", "created_at")
+    if pg:
+        raw = session.connection().connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY calls ({', '.join(columns)}) FROM STDIN") as copy:
+                for v in values:
+                    copy.write_row(v)
+    else:
+        session.connection().execute(Call.__table__.insert(), [dict(zip(columns[1:], v[1:])) for v in values])
+        found = dict(((s, u), i) for s, u, i in session.execute(
+            select(Call.server, Call.uniqueid, Call.id).where(Call.uniqueid.in_([v[4] for v in values]))))
+        ids = [found[(v[3], v[4])] for v in values]
+    for call_id, res in zip(ids, results):
+        new_rows[call_id] = by_key[res.call_id]
+        res.call_id = call_id
+    _debit(results, new_rows, accounts, summary)
+    return summary
+
+
+def _rate_rows(session, calls, summary) -> tuple[list, dict]:
+    """The rating itself, for rows with id, tenant_id, account_id, destination, started_at,
+    billsec (in the order bundles are used). Returns the results in that order, and the accounts."""
     account_ids = {c.account_id for c in calls}
     accounts = {a.id: a for a in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
@@ -220,60 +343,64 @@ def rate_calls(call_ids) -> RatingSummary:
         short = short_call_of(sheet)
         durations = [max(c.billsec or 0, 0) for c in group]
         batch = index.rate_batch([c.destination or "" for c in group], durations, sheet.currency, short)
-        tariff_index, minor = batch.tariff_index, batch.minor
-        for i, c in enumerate(group):
+        rows = _as_list(batch.tariff_index)
+        minor = _as_list(batch.minor)
+        tariffs = index.tariffs
+        to_decimal = minor_units_of(sheet.currency).to_decimal
+        for c, d, row, m in zip(group, durations, rows, minor):
             r = results[c.id]
-            d = durations[i]
-            t = batch.tariff(i) if tariff_index[i] >= 0 else None
-            if t is None:
+            if row < 0:
                 r.error = f"no rate for {c.destination or 'an empty destination'}" if d else ""
                 continue
+            t = tariffs[row]
             r.country, r.rate_id = t.country, t.rate_id
-            minutes = opened[c.account_id]
-            if t.country not in minutes:
+            minutes = opened[c.account_id].get(t.country)
+            if minutes is None:
                 if d:
                     r.error = (f"{t.country or 'non-geographic destination'} (prefix {t.prefix}) "
                                f"is not opened by the plan")
                 continue
             if d == 0:
                 continue
-            if minutes[t.country] > 0:
+            if minutes > 0:
                 bundle_calls.append((c, t, sheet.currency, short))
                 continue
-            r.cost = batch.cost(i) if int(minor[i]) else ZERO
-            r.charged_seconds = billed_seconds(d, t.first_block, t.increment)
+            r.cost = to_decimal(m) if m else ZERO
+            fb = t.first_block
+            r.charged_seconds = fb + -(-(max(d, fb) - fb) // t.increment) * t.increment   # cost.billed_seconds
 
     if bundle_calls:
         _use_bundles(session, bundle_calls, opened, results)
 
     _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal)
+    return [results[c.id] for c in calls if c.id in results], accounts
 
-    # -- write --------------------------------------------------------------------------------
-    now = utcnow()
-    ordered = [results[c.id] for c in calls if c.id in results]
-    _store(session, ordered, now, pg)
+
+def _debit(results, calls_by_id, accounts, summary) -> None:
     entries = []
-    by_id = {c.id: c for c in calls}
-    for r in ordered:
+    for r in results:
         summary.rated += 1
         summary.bundle_seconds += r.bundle_seconds
         if r.error:
             summary.errors += 1
         elif r.cost > 0:
-            c = by_id[r.call_id]
+            c = calls_by_id[r.call_id]
             entries.append(ledger.Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
                                         f"Call to {c.destination}, {c.billsec} s"))
             currency = accounts[r.account_id].currency
             summary.amounts[currency] = summary.amounts.get(currency, ZERO) + r.cost
     if entries:
         summary.charged = len(ledger.post_many(entries))
-    return summary
+
+
+def _as_list(values) -> list:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _could_be_extension(destination: str) -> bool:
     """Extension numbers are short and SIP usernames are not all digits; a full E.164 number
-    (11+ characters) is not looked up among the extensions (a batch of 50,000 calls would be
-    50,000 lookups for nothing)."""
+    (9+ digits) is not looked up among the extensions (a batch of 50,000 calls would be 50,000
+    lookups for nothing). Extension numbers have at most 8 digits (base extension ≤ 99,999,999)."""
     return len(destination) <= EXTENSION_MAX_CHARS or not destination.lstrip("+").isdigit()
 
 
@@ -282,17 +409,21 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
     from provisioning.models import Extension
 
     wanted = {(accounts[c.account_id].tenant_id, c.destination) for c in calls
-              if c.destination and (c.billsec or 0) > 0 and c.account_id in accounts and _could_be_extension(c.destination)}
+              if c.destination and (c.billsec or 0) > 0 and c.account_id in accounts
+              and _could_be_extension(c.destination)}
     if not wanted:
         return set()
     found = set()
     tenants = {t for t, _ in wanted}
     destinations = sorted({d for _, d in wanted})
+    pg = _is_pg(session)
     for chunk in _chunks(destinations, 5000):
+        wanted_in = ((lambda col: col == any_(bindparam(None, chunk, type_=ARRAY(String(64))))) if pg
+                     else (lambda col: col.in_(chunk)))
         rows = session.execute(
             select(Extension.tenant_id, Extension.number, Extension.sip_username)
             .where(Extension.tenant_id.in_(tenants), Extension.active.is_(True),
-                   or_(Extension.number.in_(chunk), Extension.sip_username.in_(chunk))))
+                   or_(wanted_in(Extension.number), wanted_in(Extension.sip_username))))
         for t, number, sip in rows:
             found.update(((t, number), (t, sip)))
     return wanted & found
@@ -308,9 +439,22 @@ def _use_bundles(session, bundle_calls, opened, results) -> None:
     tenant_of = {}
     for c, t, _, _ in bundle_calls:
         tenant_of[c.account_id] = c.tenant_id
-    insert = postgresql.insert if _is_pg(session) else sqlite.insert
     used: dict[tuple, int] = {}
+    if _is_pg(session):
+        # One statement for the batch, however many counters (the accounts come from the scope).
+        a, c, p = (list(x) for x in zip(*keys))
+        for row in session.execute(text(
+                "INSERT INTO bundle_usage (tenant_id, account_id, country, period_start, seconds_used)"
+                " SELECT t, a, c, p, 0 FROM unnest(CAST(:t AS integer[]), CAST(:a AS integer[]),"
+                " CAST(:c AS varchar[]), CAST(:p AS date[])) AS v(t, a, c, p)"
+                " ON CONFLICT (account_id, country, period_start)"
+                " DO UPDATE SET seconds_used = bundle_usage.seconds_used"
+                " RETURNING account_id, country, period_start, seconds_used"),
+                {"t": [tenant_of[x] for x in a], "a": a, "c": c, "p": p}):
+            used[(row.account_id, row.country, row.period_start)] = row.seconds_used
+        keys = []
     for chunk in _chunks(keys, 2000):
+        insert = sqlite.insert
         stmt = insert(BundleUsage).values([
             {"tenant_id": tenant_of[a], "account_id": a, "country": country, "period_start": period,
              "seconds_used": 0} for a, country, period in chunk])
@@ -409,5 +553,5 @@ def _store(session, results, now: datetime, pg: bool) -> None:
             session.expire(obj)
 
 
-__all__ = ["RatingSummary", "bundle_period_start", "rate_calls", "sheet_index", "short_call_of",
-           "tariffs_in_effect"]
+__all__ = ["CallRecord", "RatingSummary", "bundle_period_start", "rate_calls", "sheet_index", "short_call_of",
+           "store_rated_calls", "tariffs_in_effect"]

@@ -1,6 +1,6 @@
 """Whole-deck CSV import (a background job with progress) and streaming export of a rate sheet.
 
-Import rules (docs/rating.md, "Rate decks in the database"):
+Import rules (docs/rating-database.md):
 - the deck is read by `deck.parse_deck`; every bad line is reported with its line number and
   reason. Any bad line rejects the whole file (nothing imported) unless the user ticked
   "import the good lines";
@@ -15,8 +15,10 @@ Import rules (docs/rating.md, "Rate decks in the database"):
 The uploaded file waits in `rate_imports.content` (any worker can read it) and is cleared when
 the import ends; the row keeps the outcome and the first errors for the progress page.
 """
+import gc
 import logging
 import uuid
+from contextlib import contextmanager
 from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String, delete, select, text, tuple_
@@ -103,7 +105,8 @@ def run_import(import_id: int) -> dict:
             db.session.rollback()
             log.exception("rate import %d failed", import_id)
             imp = db.session.execute(select(RateImport).where(RateImport.id == import_id)).scalar_one()
-            imp.status, imp.message, imp.content, imp.finished_at = "failed", f"The import failed: {e}"[:255], None, utcnow()
+            imp.status, imp.message = "failed", f"The import failed: {e}"[:255]
+            imp.content, imp.finished_at = None, utcnow()
             db.session.commit()
             set_progress(100, 100, stage="Failed")
             raise
@@ -120,6 +123,7 @@ def _run(imp: RateImport) -> dict:
     sheet = db.session.execute(select(RateSheet).where(RateSheet.id == imp.rate_sheet_id)).scalar_one()
     day_first = {"day": True, "month": False}.get(imp.day_first)
     result = parse_deck(imp.content or b"", day_first=day_first)
+    imp.content = None                         # the file is not needed any more (nor kept)
     rows = _dedupe(result)                     # may add errors: two lines for one DB row
     errors = sorted(result.errors)
     imp.lines = len(rows) + len(errors)
@@ -130,14 +134,27 @@ def _run(imp: RateImport) -> dict:
         return _finish(imp, "rejected", f"{len(errors):,} bad line{'s' if len(errors) != 1 else ''}: nothing imported.")
     if not rows:
         return _finish(imp, "rejected", "The file has no rate lines to import.")
-    imported, deleted = write_rows(sheet, rows, imp.mode,
-                                   progress=lambda done: set_progress(25 + 70 * done // len(rows), 100,
-                                                                      stage=f"Writing {done:,} of {len(rows):,} rows"))
+    with _collector_paused():   # 170,000 live rows: the cyclic GC would rescan them again and again
+        imported, deleted = write_rows(sheet, rows, imp.mode,
+                                       progress=lambda done: set_progress(
+                                           25 + 70 * done // len(rows), 100,
+                                           stage=f"Writing {done:,} of {len(rows):,} rows"))
     imp.imported, imp.deleted = imported, deleted
     bump_version(sheet.id)
     skipped = f"; {len(errors):,} bad lines left out" if errors else ""
     gone = f", {deleted:,} removed" if deleted else ""
     return _finish(imp, "done", f"{len(rows):,} rows imported ({imported:,} new or changed{gone}){skipped}.")
+
+
+@contextmanager
+def _collector_paused():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _finish(imp: RateImport, status: str, message: str) -> dict:
@@ -148,21 +165,22 @@ def _finish(imp: RateImport, status: str, message: str) -> dict:
 
 
 def _dedupe(result) -> list:
-    """Deck rows as DB keys (prefix, effective date or 'always'): a line without a date and a line
-    dated 2000-01-01 are the same row, which parse_deck cannot know; the later one is reported."""
+    """A line without a date and a line dated 2000-01-01 are the same DB row ("always"), which
+    parse_deck cannot know (it already reports every other repeated prefix): the later is reported."""
     from app.rating.deck import DeckError
 
-    seen: dict = {}
-    rows = []
-    for row in result.rows:
-        key = (row.tariff.prefix, row.effective_from or DEFAULT_EFFECTIVE)
-        if key in seen:
-            result.errors.append(DeckError(row.line, f"prefix {key[0]} effective {key[1].isoformat()} "
-                                                     f"is already on line {seen[key]}"))
-            continue
-        seen[key] = row.line
-        rows.append(row)
-    return rows
+    dated = {r.tariff.prefix: r.line for r in result.rows if r.effective_from == DEFAULT_EFFECTIVE}
+    if not dated:
+        return result.rows
+    undated = {r.tariff.prefix: r.line for r in result.rows if r.effective_from is None and r.tariff.prefix in dated}
+    if not undated:
+        return result.rows
+    later = {max(dated[p], undated[p]) for p in undated}
+    for p in undated:
+        line = max(dated[p], undated[p])
+        result.errors.append(DeckError(line, f"prefix {p} effective {DEFAULT_EFFECTIVE.isoformat()} "
+                                             f"is already on line {min(dated[p], undated[p])}"))
+    return [r for r in result.rows if r.line not in later]
 
 
 _COLUMNS = ("prefix", "country", "description", "rate_per_minute", "connect_fee", "first_block", "increment",

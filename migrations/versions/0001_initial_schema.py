@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 19:17:56.955419
+Create Date: 2026-11-22 19:38:27.871266
 
 """
 from alembic import op

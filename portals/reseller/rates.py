@@ -110,7 +110,8 @@ def _sheet_page(sheet, *, sheet_form=None, rate_form=None, copy_form=None, impor
     imports = list(db.session.execute(select(RateImport).where(RateImport.rate_sheet_id == sheet.id)
                                       .order_by(RateImport.id.desc()).limit(5)).scalars())
     return render("reseller/rate_sheet.html", sheet=sheet, result=result, q=q, usage=usage, sheet_form=sheet_form,
-                  rate_form=rate_form, copy_form=copy_form or CopyForm(formdata=None, data={"name": f"{sheet.name} (copy)"}),
+                  rate_form=rate_form,
+                  copy_form=copy_form or CopyForm(formdata=None, data={"name": f"{sheet.name} (copy)"}),
                   import_form=import_form or ImportForm(formdata=None), action_form=ActionForm(formdata=None),
                   imports=imports, delete_error=delete_error, row_total=row_total, title=sheet.name, status=status)
 

@@ -16,8 +16,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _browser():
+    # Module-scoped: a running sync Playwright keeps an event loop on this thread, which would
+    # break asyncio.run() in the AMI tests sharing the process; stop it after each module.
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("Debian chromium is missing (scripts/setup --test installs it)", pytrace=False)

@@ -118,3 +118,23 @@ def test_the_margin_report_draws_daily_charges_and_cost(world, page, browser_log
     page.goto(f"/reseller/reports/accounts/{world.account_a_sub.id}/per-minute?from=2025-05-01&to=2025-05-31")
     expect(page.locator("svg.chart")).to_be_visible()
     shot(page, "reports-per-minute")
+
+
+def test_the_rates_page_lists_sheets_and_sets_a_sub_resellers_buy_sheet(world, page, browser_login, shot):
+    make_sheet(world.a, [("44", "GB", "0.10"), ("33", "FR", "0.05")], name="Retail")
+    make_sheet(world.a, [("44", "GB", "0.04")], name="Wholesale", short_call=(6, "0.01"))
+    browser_login(page, "reseller", world.owner_a.email)
+    page.goto("/reseller/rates")
+    page.select_option(f"#t{world.a_sub.id}-rate_sheet_id", label="Wholesale (USD)")
+    page.locator("#buy-sheets button").click()
+    expect(page.locator(".flash.success")).to_contain_text("Reseller A North now buys at the sheet you chose")
+    expect(page.locator(f"#t{world.a_sub.id}-rate_sheet_id")).to_have_value(
+        page.locator(f"#t{world.a_sub.id}-rate_sheet_id option", has_text="Wholesale").get_attribute("value"))
+    shot(page, "rates-sheets")
+    page.get_by_role("link", name="Retail").click()
+    page.get_by_text("Add a row or schedule a new price").click()
+    page.fill("#prefix", "447")
+    page.fill("#rate_per_minute", "-1")
+    page.get_by_role("button", name="Add row").click()
+    expect(page.locator("#rate_per_minute-error")).to_contain_text("cannot be negative")
+    shot(page, "rates-row-error")

@@ -65,7 +65,7 @@ FACTORIES["server_id"] = _server_id
 
 
 def _isolation_sheet(owner):
-    """The owner's rate sheet with one row and one import (created once per tenant)."""
+    """The owner's rate sheet with one finished deck import (created once per tenant)."""
     from decimal import Decimal
 
     from sqlalchemy import select
@@ -87,24 +87,12 @@ def _isolation_sheet(owner):
     return sheet
 
 
-def _rate_sheet_id(owner):
-    return _isolation_sheet(owner).id
-
-
-def _rate_id(owner):
-    from sqlalchemy import select
-
-    from app.rating.models import Rate
-
-    return db.session.execute(select(Rate.id).where(Rate.rate_sheet_id == _isolation_sheet(owner).id)).scalar()
-
-
 def _job_id(owner):
     """Rate-deck import jobs (the progress page takes the job id)."""
     return f"rate-import-isolation-{_isolation_sheet(owner).tenant_id}"
 
 
-FACTORIES.update(rate_sheet_id=_rate_sheet_id, rate_id=_rate_id, job_id=_job_id)
+FACTORIES["job_id"] = _job_id
 
 
 def register_factory(name):

@@ -196,3 +196,24 @@ def test_without_redis_the_import_runs_in_process(app, world, owner):
     finally:
         app.config["REDIS_URL"] = redis_url
     assert len(rows_of(sheet_id)) == 4
+
+
+def test_the_export_is_read_in_pages_that_join_up_to_the_whole_deck(app, world):
+    from app.rating.imports import export_chunks
+
+    sheet_id = make_sheet(world.a, [(str(p), "", "0.01") for p in (31, 32, 33, 34, 35)]
+                          + [("31", "NL", "0.02", "0", 1, 1, "0", date(2031, 1, 1))])
+    with unscoped():
+        whole = "".join(export_chunks(sheet_id))
+        pieces = list(export_chunks(sheet_id, chunk=2))
+    assert len(pieces) == 4 and "".join(pieces) == whole
+    assert len(whole.splitlines()) == 7 and whole.count("Prefix,ISO") == 1
+
+
+def test_a_line_without_a_date_and_one_dated_2000_01_01_are_the_same_row_and_reported(app, world, owner):
+    sheet_id = make_sheet(world.a)
+    deck = "Prefix,Rate,Effective\n44,0.01,\n33,0.02,\n44,0.03,2000-01-01\n"
+    job_id = upload(owner, sheet_id, deck).headers["Location"].rsplit("/", 1)[1]
+    run_worker(app)
+    imp = the_import(job_id)
+    assert imp.status == "rejected" and imp.errors == [[4, "prefix 44 effective 2000-01-01 is already on line 2"]]

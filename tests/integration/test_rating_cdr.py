@@ -256,3 +256,62 @@ def test_the_cron_entry_queues_one_rating_job_per_minute_and_rq_runs_it(app, mak
 
 def test_rating_job_ids_are_deterministic_per_minute():
     assert rating_job_id(datetime(2025, 5, 1, 13, 7, 59)) == "rate-pending-calls-202505011307"
+
+
+def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, make_tenant, make_account):
+    from app.calls import Call
+    from app.rating.cdr import CallRecord, store_rated_calls
+
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]), [("GB", 1)])
+    records = [CallRecord(account.id, "pbx9", f"bulk.{n}", UK, datetime(2025, 5, 3, 9, n), billsec)
+               for n, billsec in enumerate([40, 100, 10, 0])]
+    with tenant_scope(tenant.id):
+        summary = store_rated_calls(records + [records[0]])          # a repeated record is stored once
+        db.session.commit()
+    assert (summary.rated, summary.charged, summary.skipped) == (4, 2, 1)
+    with unscoped():
+        stored = list(db.session.execute(select(Call).where(Call.server == "pbx9").order_by(Call.uniqueid)))
+        rows = [(c.uniqueid, c.bundle_seconds, c.charged_seconds, c.cost) for (c,) in stored]
+    # as in the bundle test: 40 s free, then 20 s of bundle and 84 s charged, then the full formula
+    assert rows == [("bulk.0", 40, 0, Decimal("0")), ("bulk.1", 20, 84, Decimal("0.14")),
+                    ("bulk.2", 0, 30, Decimal("0.10")), ("bulk.3", 0, 0, Decimal("0"))]
+    assert all(c.rated_at is not None for (c,) in stored)
+    keys = {k for k, _ in call_entries(account.id)}
+    assert keys == {f"call:{c.id}" for (c,) in stored if c.cost > 0}
+    assert balance(account.id) == Decimal("9.76") and no_mismatch()
+    with tenant_scope(tenant.id):                                     # sent again: nothing changes
+        again = store_rated_calls(records)
+        db.session.commit()
+    assert (again.rated, again.skipped) == (0, 4) and balance(account.id) == Decimal("9.76")
+
+
+def test_post_many_posts_each_key_once_and_keeps_balance_equal_to_the_ledger(app, make_tenant, make_account):
+    tenant = make_tenant()
+    a, b = make_account(tenant, credit="10"), make_account(tenant, credit="5")
+    with tenant_scope(tenant.id):
+        ledger.post(a.id, Decimal("-1"), "call", "k2")                # taken already
+        created = ledger.post_many([ledger.Entry(a.id, Decimal("-0.5"), "call", "k1"),
+                                    ledger.Entry(a.id, Decimal("-2"), "call", "k2"),
+                                    ledger.Entry(b.id, Decimal("-0.25"), "call", "k1"),
+                                    ledger.Entry(a.id, Decimal("-0.125"), "call", "k3"),
+                                    ledger.Entry(a.id, Decimal("-9"), "call", "k1")])   # same key twice: first wins
+        db.session.commit()
+    assert created == {(a.id, "k1"), (b.id, "k1"), (a.id, "k3")}
+    assert balance(a.id) == Decimal("8.37") and balance(b.id) == Decimal("4.75")     # -0.125 rounds to -0.13
+    with unscoped():
+        from app.ledger import LedgerEntry
+        afters = [e.balance_after for e in db.session.execute(
+            select(LedgerEntry).where(LedgerEntry.account_id == a.id).order_by(LedgerEntry.id)).scalars()]
+    assert afters == [Decimal("10"), Decimal("9"), Decimal("8.5"), Decimal("8.37")]
+    assert no_mismatch()
+
+
+def test_the_rating_job_starts_no_new_batch_after_its_time_limit(app, make_tenant, make_account):
+    tenant = make_tenant()
+    account = make_account(tenant, credit="100")
+    give_plan(account, make_sheet(tenant, [UK_ROW]))
+    ids = [add_call(account, UK, 10) for _ in range(3)]
+    assert rate_pending_calls(tenant.id, batch_size=1, time_limit=0)["rated"] == 0
+    assert rate_pending_calls(tenant.id, batch_size=1)["rated"] == 3 and all(call(i).rated_at for i in ids)

@@ -33,31 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from app import create_app  # noqa: E402
-from app.config import Config  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.rating.cost import Tariff, call_cost  # noqa: E402
 from app.rating.deck import DeckRow  # noqa: E402
 from app.rating.index import PrefixIndex, dialled_digits  # noqa: E402
+from deck_import import SCHEMA, bench_app  # noqa: E402
 from rating_engine import make_tariffs  # noqa: E402
 
-SCHEMA = "bench_rating"
 CURRENCY = "USD"
-
-
-def bench_app(url: str):
-    class BenchConfig(Config):
-        SQLALCHEMY_DATABASE_URI = f"{url}?options=-csearch_path%3D{SCHEMA}"
-        REDIS_URL = None
-        SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-
-    app = create_app(BenchConfig)
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        db.create_all()
-    return app
 
 
 class SqlTimer:

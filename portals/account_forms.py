@@ -257,6 +257,17 @@ class UsersChangeForm(FlaskForm):
     accepted_from = HiddenField()
     accepted_charge = HiddenField()
 
+    def accepted_quote(self):
+        """(users the preview started from, charge it showed); a 400 if no preview was made."""
+        from flask import abort
+
+        from app import money
+
+        try:
+            return int(self.accepted_from.data), money.to_decimal(self.accepted_charge.data)
+        except (TypeError, ValueError):
+            abort(400, description="Preview the change first.")
+
 
 class AssignNumberForm(FlaskForm):
     number_id = SelectField("Spare number", coerce=int, validate_choice=False,

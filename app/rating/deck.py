@@ -283,7 +283,7 @@ class _Memo(dict):
 
 
 @contextmanager
-def _collector_paused():
+def collector_paused():
     """A deck keeps two objects per row alive, and CPython's cyclic collector rescans that
     growing heap again and again: a third of the parse time. Parsing makes no reference cycles,
     so collection can wait until the end."""
@@ -300,7 +300,7 @@ def parse_deck(source, *, first_block: int = 1, increment: int = 1,
                day_first: bool | None = None) -> ParseResult:
     """Read a rate deck. `first_block`/`increment` apply where the deck gives none (1/1 = per
     second); `day_first` settles dates like 03/04/2025 (None: such dates are reported)."""
-    with _collector_paused():
+    with collector_paused():
         return _parse(_read_text(source), first_block, increment, day_first)
 
 

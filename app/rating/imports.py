@@ -15,10 +15,8 @@ Import rules (docs/rating-database.md):
 The uploaded file waits in `rate_imports.content` (any worker can read it) and is cleared when
 the import ends; the row keeps the outcome and the first errors for the progress page.
 """
-import gc
 import logging
 import uuid
-from contextlib import contextmanager
 from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, LargeBinary, String, delete, select, text, tuple_
@@ -116,7 +114,7 @@ def run_import(import_id: int) -> dict:
 
 
 def _run(imp: RateImport) -> dict:
-    from app.rating.deck import parse_deck
+    from app.rating.deck import collector_paused, parse_deck
     from app.rating.models import RateSheet
     from app.rating.sheets import bump_version
 
@@ -134,7 +132,7 @@ def _run(imp: RateImport) -> dict:
         return _finish(imp, "rejected", f"{len(errors):,} bad line{'s' if len(errors) != 1 else ''}: nothing imported.")
     if not rows:
         return _finish(imp, "rejected", "The file has no rate lines to import.")
-    with _collector_paused():   # 170,000 live rows: the cyclic GC would rescan them again and again
+    with collector_paused():   # 170,000 live rows: the cyclic GC would rescan them again and again
         imported, deleted = write_rows(sheet, rows, imp.mode,
                                        progress=lambda done: set_progress(
                                            25 + 70 * done // len(rows), 100,
@@ -144,17 +142,6 @@ def _run(imp: RateImport) -> dict:
     skipped = f"; {len(errors):,} bad lines left out" if errors else ""
     gone = f", {deleted:,} removed" if deleted else ""
     return _finish(imp, "done", f"{len(rows):,} rows imported ({imported:,} new or changed{gone}){skipped}.")
-
-
-@contextmanager
-def _collector_paused():
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _finish(imp: RateImport, status: str, message: str) -> dict:

@@ -407,11 +407,7 @@ def account_users_apply(account_id):
     form = UsersChangeForm()
     if not form.validate():
         return _page(account, status=422, users_form=form)
-    try:
-        accepted_from = int(form.accepted_from.data)
-        accepted_charge = money.to_decimal(form.accepted_charge.data)
-    except (TypeError, ValueError):
-        abort(400, description="Preview the change first.")
+    accepted_from, accepted_charge = form.accepted_quote()
     try:
         quote = plans.apply_user_change(account, plan, form.users.data, accepted_from=accepted_from,
                                         accepted_charge=accepted_charge, created_by_id=current_user.id)

@@ -2,24 +2,24 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.money import MONEY_SCALE
-from tenants.mixins import AccountOwned
+from tenants.mixins import HighVolumeAccountOwned
 from tenants.models import utcnow
 
 
-class Call(AccountOwned, db.Model):
+class Call(HighVolumeAccountOwned, db.Model):
     __tablename__ = "calls"
     __table_args__ = (
         # Asterisk uniqueids are unique per switch only.
         UniqueConstraint("server", "uniqueid"),
         Index("ix_calls_account_started", "account_id", "started_at"),
-        Index("ix_calls_unrated", "rated_at"),
-        # Deleting or replacing rate rows checks (and nulls) the calls that name them.
-        Index("ix_calls_rate_id", "rate_id"),
+        # Only the calls still to rate: a rated call leaves this index (and costs it nothing).
+        Index("ix_calls_unrated", "id", postgresql_where=text("rated_at IS NULL"),
+              sqlite_where=text("rated_at IS NULL")),
         # Reports by reseller and date range (margin report).
         Index("ix_calls_tenant_started", "tenant_id", "started_at"),
     )
@@ -38,7 +38,9 @@ class Call(AccountOwned, db.Model):
     # Rating results
     rated_at: Mapped[datetime | None] = mapped_column()
     country: Mapped[str] = mapped_column(String(2), default="")
-    rate_id: Mapped[int | None] = mapped_column(ForeignKey("rates.id", ondelete="SET NULL"))
+    # The rate row that priced the call, kept as history: not a foreign key, so editing or
+    # deleting rate rows never touches (or waits on) millions of calls.
+    rate_id: Mapped[int | None] = mapped_column()
     cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))
     bundle_seconds: Mapped[int] = mapped_column(default=0)
     charged_seconds: Mapped[int] = mapped_column(default=0)

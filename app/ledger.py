@@ -8,6 +8,7 @@ writes nothing and gets the first entry back. Invariant, for every account:
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,7 +18,7 @@ from app import live, money
 from app.accounts import Account
 from app.extensions import db
 from app.money import MONEY_SCALE
-from tenants.mixins import AccountOwned
+from tenants.mixins import HighVolumeAccountOwned
 from tenants.models import utcnow
 
 KINDS = (
@@ -34,11 +35,12 @@ KINDS = (
 )
 
 
-class LedgerEntry(AccountOwned, db.Model):
+class LedgerEntry(HighVolumeAccountOwned, db.Model):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
-        Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+        # An account's statement, newest first (ORDER BY id DESC).
+        Index("ix_ledger_entries_account_entry", "account_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -138,9 +140,9 @@ def balance_mismatches(session=None) -> list[tuple[int, Decimal, Decimal]]:
     return [(i, b, Decimal(t)) for i, b, t in rows if Decimal(b) != Decimal(t)]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One entry for `post_many`: the same meaning as `post()`'s arguments."""
+class Entry(NamedTuple):
+    """One entry for `post_many`: the same meaning as `post()`'s arguments (a tuple: a rating
+    batch makes a million of them)."""
     account_id: int
     amount: Decimal
     kind: str
@@ -148,7 +150,7 @@ class Entry:
     description: str = ""
 
 
-def post_many(entries) -> set[tuple[int, str]]:
+def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     """Post many entries at once, with `post()`'s guarantees. Flushes, never commits.
 
     Returns the (account id, key) pairs that were new; a key already used changes nothing.
@@ -156,16 +158,25 @@ def post_many(entries) -> set[tuple[int, str]]:
     one INSERT … ON CONFLICT DO NOTHING RETURNING with its balance_after already computed,
     then each account's balance moves once, by the sum of the entries actually inserted,
     with `balance = balance + :sum`. So balance == sum(ledger) holds and keys stay unique.
+
+    `new_keys=True` is for callers whose keys cannot have been used (`call:<id>` of calls
+    rated in this transaction): the entries go in by one binary COPY, in a savepoint. The
+    unique constraint still stands behind it: if a key was taken after all, the savepoint is
+    rolled back and the batch goes the INSERT … ON CONFLICT way, so nothing is charged twice.
     Other databases (the embedded SQLite): one `post()` per entry.
     """
     session = db.session
     batch: dict[tuple[int, str], Entry] = {}
+    kinds = set()
     for e in entries:
-        if e.kind not in KINDS:
-            raise ValueError(f"unknown ledger kind {e.kind!r}")
+        kinds.add(e.kind)
         if not e.idempotency_key:
             raise ValueError("a ledger entry needs an idempotency key")
-        batch.setdefault((e.account_id, e.idempotency_key[:160]), e)   # first one wins
+        key = (e.account_id, e.idempotency_key[:160])
+        if key not in batch:                                          # first one wins
+            batch[key] = e
+    for kind in kinds - set(KINDS):
+        raise ValueError(f"unknown ledger kind {kind!r}")
     if not batch:
         return set()
     if session.get_bind().dialect.name != "postgresql":
@@ -188,25 +199,22 @@ def post_many(entries) -> set[tuple[int, str]]:
 
     running = {a: accounts[a].balance for a in account_ids}
     units = {c: Decimal(1).scaleb(-money.minor_units(c)) for c in {accounts[a].currency for a in account_ids}}
+    unit_of = {a: units[accounts[a].currency] for a in account_ids}
+    tenant_of = {a: accounts[a].tenant_id for a in account_ids}
+    to_decimal = money.to_decimal
     rows = []
     for (account_id, key), e in batch.items():
         # money.quantize's rule (half-up to the minor unit), the unit looked up once per currency
-        amount = money.to_decimal(e.amount).quantize(units[accounts[account_id].currency], rounding=ROUND_HALF_UP)
-        running[account_id] += amount
-        rows.append((accounts[account_id].tenant_id, account_id, amount, e.kind, key,
-                     e.description[:255], running[account_id]))
-    cols = list(zip(*rows))
+        amount = to_decimal(e.amount).quantize(unit_of[account_id], rounding=ROUND_HALF_UP)
+        after = running[account_id] = running[account_id] + amount
+        rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after))
     now = utcnow()
-    inserted = session.execute(text(
-        "INSERT INTO ledger_entries (tenant_id, account_id, amount, kind, idempotency_key, description,"
-        " balance_after, created_at)"
-        " SELECT t, a, m, k, i, d, b, :now FROM unnest(CAST(:t AS integer[]), CAST(:a AS integer[]),"
-        " CAST(:m AS numeric[]), CAST(:k AS varchar[]), CAST(:i AS varchar[]), CAST(:d AS varchar[]),"
-        " CAST(:b AS numeric[])) AS v(t, a, m, k, i, d, b)"
-        " ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id, account_id, idempotency_key"),
-        {"t": list(cols[0]), "a": list(cols[1]), "m": list(cols[2]), "k": list(cols[3]), "i": list(cols[4]),
-         "d": list(cols[5]), "b": list(cols[6]), "now": now}).all()
-    created = {(r.account_id, r.idempotency_key) for r in inserted}
+    if new_keys and _copy_new_entries(session, rows, now):
+        created = set(batch)
+        inserted = None
+    else:
+        inserted = _insert_entries(session, rows, now)
+        created = {(r.account_id, r.idempotency_key) for r in inserted}
     if not created:
         return created
 
@@ -235,3 +243,35 @@ def post_many(entries) -> set[tuple[int, str]]:
         _expire_loaded_balance(session, account_id)
         live.announce(accounts[account_id].account_number)
     return created
+
+
+_ENTRY_COLUMNS = (("tenant_id", "int4"), ("account_id", "int4"), ("amount", "numeric"), ("kind", "varchar"),
+                  ("idempotency_key", "varchar"), ("description", "varchar"), ("balance_after", "numeric"),
+                  ("created_at", "timestamp"))
+
+
+def _copy_new_entries(session, rows, now) -> bool:
+    """COPY the rows in a savepoint; False (nothing written) if a key was taken after all."""
+    from psycopg.errors import UniqueViolation
+
+    from app.bulk import copy_rows
+
+    try:
+        with session.begin_nested():
+            copy_rows(session, "ledger_entries", _ENTRY_COLUMNS, (r + (now,) for r in rows))
+    except UniqueViolation:
+        return False
+    return True
+
+
+def _insert_entries(session, rows, now) -> list:
+    cols = list(zip(*rows))
+    return session.execute(text(
+        "INSERT INTO ledger_entries (tenant_id, account_id, amount, kind, idempotency_key, description,"
+        " balance_after, created_at)"
+        " SELECT t, a, m, k, i, d, b, :now FROM unnest(CAST(:t AS integer[]), CAST(:a AS integer[]),"
+        " CAST(:m AS numeric[]), CAST(:k AS varchar[]), CAST(:i AS varchar[]), CAST(:d AS varchar[]),"
+        " CAST(:b AS numeric[])) AS v(t, a, m, k, i, d, b)"
+        " ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id, account_id, idempotency_key"),
+        {"t": list(cols[0]), "a": list(cols[1]), "m": list(cols[2]), "k": list(cols[3]), "i": list(cols[4]),
+         "d": list(cols[5]), "b": list(cols[6]), "now": now}).all()

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import ledger
 from app.accounts import Account
+from app.bulk import collector_paused, copy_rows
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan
 from app.calls import Call
 from app.extensions import db
@@ -129,7 +130,7 @@ def _chunks(values, n=_CHUNK):
         yield values[i:i + n]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Result:
     call_id: int
     account_id: int
@@ -165,9 +166,10 @@ def rate_calls(call_ids) -> RatingSummary:
         return summary
     calls.sort(key=lambda c: (c.started_at, c.id))     # bundle seconds go to the earliest calls first
 
-    results, accounts = _rate_rows(session, calls, summary)
-    _store(session, results, utcnow(), pg)
-    _debit(results, {c.id: c for c in calls}, accounts, summary)
+    with collector_paused():
+        results, accounts = _rate_rows(session, calls, summary)
+        _store(session, results, utcnow(), pg)
+        _debit(results, {c.id: c for c in calls}, accounts, summary)
     return summary
 
 
@@ -200,87 +202,122 @@ def store_rated_calls(records) -> RatingSummary:
 
     Same rules and results as storing the calls and then `rate_calls` on them, with fewer
     writes: each call is written once (PostgreSQL: ids drawn from the sequence in one query,
-    the rows by COPY) and the ledger by one `post_many`. Calls already stored (same server and
-    uniqueid) and accounts outside the scope are skipped. If another writer stores one of the
-    same calls meanwhile, the unique constraint fails the whole batch (nothing is written;
-    retry it). Flushes, never commits.
+    the rows and their ledger entries by binary COPY). Calls already stored (same server and
+    uniqueid) and accounts outside the scope are skipped. Flushes, never commits.
+
+    PostgreSQL: CDRs are new almost always, so the batch is first written without looking:
+    in a savepoint, the (server, uniqueid) unique constraint standing guard. If it finds a
+    call stored already (a CDR sent twice, a retried job), the savepoint is rolled back, with
+    its bundle and ledger moves, and the batch is written again without the stored calls.
     """
     session = db.session
-    summary = RatingSummary()
     records = [r if isinstance(r, CallRecord) else CallRecord(**r) for r in records]
+    session.flush()
+    with collector_paused():
+        if not _is_pg(session):
+            return _store_records(session, records, look_first=True, pg=False)
+        from psycopg.errors import UniqueViolation
+
+        try:
+            with session.begin_nested():
+                return _store_records(session, records, look_first=False, pg=True)
+        except UniqueViolation:
+            return _store_records(session, records, look_first=True, pg=True)
+
+
+def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSummary:
+    summary = RatingSummary()
     seen, fresh = set(), []
     for r in records:
         key = (str(r.server)[:64], str(r.uniqueid)[:64])
         if key not in seen:
             seen.add(key)
-            fresh.append(r)
+            fresh.append((key, r))
+    if look_first:
+        stored = _stored_calls(session, [k for k, _ in fresh], pg)
+        fresh = [(k, r) for k, r in fresh if k not in stored]
     summary.skipped = len(records) - len(fresh)
     if not fresh:
         return summary
-    session.flush()
-    pg = _is_pg(session)
-    stored = set()
-    for chunk in _chunks(fresh, 20_000):
-        servers, uids = [str(r.server)[:64] for r in chunk], [str(r.uniqueid)[:64] for r in chunk]
-        if pg:
-            stored.update(session.execute(text(
-                "SELECT c.server, c.uniqueid FROM calls c JOIN unnest(CAST(:s AS varchar[]), CAST(:u AS varchar[]))"
-                " AS t(server, uniqueid) ON c.server = t.server AND c.uniqueid = t.uniqueid"),
-                {"s": servers, "u": uids}).all())
-        else:
-            stored.update(tuple(x) for x in session.execute(
-                select(Call.server, Call.uniqueid).where(Call.uniqueid.in_(uids)).execution_options(all_tenants=True)))
-    fresh = [r for r in fresh if (str(r.server)[:64], str(r.uniqueid)[:64]) not in stored]
-    summary.skipped += len(records) - summary.skipped - len(fresh)
     accounts = {a.id: a for a in session.execute(
-        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for r in fresh})))}
-    rows, by_key = [], {}
-    for n, r in enumerate(fresh, 1):
-        if r.account_id not in accounts:
+        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for _, r in fresh})))}
+    rows, by_row = [], {}
+    for n, (key, r) in enumerate(fresh, 1):
+        account = accounts.get(r.account_id)
+        if account is None:
             summary.skipped += 1
             continue
-        row = _Row(-n, accounts[r.account_id].tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
+        row = _Row(-n, account.tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
                    max(int(r.billsec or 0), 0))
         rows.append(row)
-        by_key[row.id] = r
+        by_row[-n] = (key, r, row)
     if not rows:
         return summary
     rows.sort(key=lambda c: (c.started_at, -c.id))
     results, accounts = _rate_rows(session, rows, summary)
     now = utcnow()
     if pg:
-        ids = list(session.execute(text("SELECT nextval(pg_get_serial_sequence('calls', 'id'))"
-                                        " FROM generate_series(1, :n)"), {"n": len(results)}).scalars())
+        ids = _call_ids(session, len(results))
     else:
         ids = [None] * len(results)
-    new_rows = {}
     values = []
     for call_id, res in zip(ids, results):
-        rec = by_key[res.call_id]
-        values.append((call_id, accounts[rec.account_id].tenant_id, rec.account_id, str(rec.server)[:64],
-                       str(rec.uniqueid)[:64], str(rec.linkedid or "")[:64], str(rec.extension or "")[:40],
-                       str(rec.destination or "")[:40], rec.started_at, rec.answered_at, rec.ended_at,
-                       max(int(rec.billsec or 0), 0), str(rec.disposition or "")[:20], now, res.country, res.rate_id,
+        (server, uniqueid), rec, row = by_row[res.call_id]
+        values.append((call_id, row.tenant_id, row.account_id, server, uniqueid, str(rec.linkedid or "")[:64],
+                       str(rec.extension or "")[:40], row.destination, row.started_at, rec.answered_at,
+                       rec.ended_at, row.billsec, str(rec.disposition or "")[:20], now, res.country, res.rate_id,
                        res.cost, res.bundle_seconds, res.charged_seconds, res.buy_cost, res.error[:120], now))
-    columns = ("id", "tenant_id", "account_id", "server", "uniqueid", "linkedid", "extension", "destination",
-               "started_at", "answered_at", "ended_at", "billsec", "disposition", "rated_at", "country", "rate_id",
-               "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error", "created_at")
     if pg:
-        raw = session.connection().connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY calls ({', '.join(columns)}) FROM STDIN") as copy:
-                for v in values:
-                    copy.write_row(v)
+        copy_rows(session, "calls", _CALL_COPY_COLUMNS, values)
     else:
-        session.connection().execute(Call.__table__.insert(), [dict(zip(columns[1:], v[1:])) for v in values])
+        session.connection().execute(Call.__table__.insert(),
+                                     [dict(zip(_CALL_COLUMNS[1:], v[1:])) for v in values])
         found = dict(((s, u), i) for s, u, i in session.execute(
             select(Call.server, Call.uniqueid, Call.id).where(Call.uniqueid.in_([v[4] for v in values]))))
         ids = [found[(v[3], v[4])] for v in values]
+    new_rows = {}
     for call_id, res in zip(ids, results):
-        new_rows[call_id] = by_key[res.call_id]
+        new_rows[call_id] = by_row[res.call_id][2]
         res.call_id = call_id
     _debit(results, new_rows, accounts, summary)
     return summary
+
+
+def _call_ids(session, n: int) -> list[int]:
+    """n ids drawn from calls' sequence, in one statement. The sequence is named by a literal:
+    evaluated per row, pg_get_serial_sequence would cost ten times the nextval."""
+    seq = session.execute(text("SELECT pg_get_serial_sequence('calls', 'id')")).scalar_one()
+    literal = "'" + seq.replace("'", "''") + "'"
+    return session.execute(text(f"SELECT array(SELECT nextval({literal}) FROM generate_series(1, :n))"),
+                           {"n": n}).scalar_one()
+
+
+def _stored_calls(session, keys, pg: bool) -> set[tuple[str, str]]:
+    """The (server, uniqueid) pairs among `keys` that calls holds already (any tenant's)."""
+    by_server = defaultdict(list)
+    for server, uniqueid in keys:
+        by_server[server].append(uniqueid)
+    stored = set()
+    for server, uids in by_server.items():
+        for chunk in _chunks(uids, 20_000):
+            if pg:
+                found = session.execute(text("SELECT uniqueid FROM calls WHERE server = :s"
+                                             " AND uniqueid = ANY(CAST(:u AS varchar[]))"), {"s": server, "u": chunk})
+            else:
+                found = session.execute(select(Call.uniqueid).where(Call.server == server, Call.uniqueid.in_(chunk))
+                                        .execution_options(all_tenants=True))
+            stored.update((server, u) for u in found.scalars())
+    return stored
+
+
+# What store_rated_calls COPYs, with the PostgreSQL types of the binary format.
+_CALL_COLUMNS = ("id", "tenant_id", "account_id", "server", "uniqueid", "linkedid", "extension", "destination",
+                 "started_at", "answered_at", "ended_at", "billsec", "disposition", "rated_at", "country", "rate_id",
+                 "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error", "created_at")
+_CALL_TYPES = ("int4", "int4", "int4", "varchar", "varchar", "varchar", "varchar", "varchar",
+               "timestamp", "timestamp", "timestamp", "int4", "varchar", "timestamp", "varchar", "int4",
+               "numeric", "int4", "int4", "numeric", "varchar", "timestamp")
+_CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 
 
 def _rate_rows(session, calls, summary) -> tuple[list, dict]:
@@ -311,30 +348,36 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
 
     internal = _internal_destinations(session, calls, accounts)
 
+    # What each account's calls are rated with (or why they cannot be), worked out once.
+    terms = {}                           # account id -> (tenant id, sheet id or None, error)
+    for account_id, account in accounts.items():
+        plan = plans.get(account_id)
+        sheet = sheets.get(plan.rate_sheet_id) if plan and plan.rate_sheet_id else None
+        if plan is None:
+            terms[account_id] = (account.tenant_id, None, "the account has no service plan")
+        elif sheet is None:
+            terms[account_id] = (account.tenant_id, None, "the account's plan has no rate sheet")
+        elif sheet.currency != account.currency:
+            terms[account_id] = (account.tenant_id, None, f"rate sheet “{sheet.name}” is in {sheet.currency}, "
+                                                          f"the account in {account.currency}")
+        else:
+            terms[account_id] = (account.tenant_id, sheet.id, "")
+
     results: dict[int, _Result] = {}
     to_rate = defaultdict(list)          # (sheet id, day) -> calls
     for c in calls:
-        account = accounts.get(c.account_id)
-        if account is None:              # not in this scope
+        term = terms.get(c.account_id)
+        if term is None:                 # not in this scope
             summary.skipped += 1
             continue
         r = results[c.id] = _Result(c.id, c.account_id)
-        plan = plans.get(c.account_id)
-        sheet = sheets.get(plan.rate_sheet_id) if plan and plan.rate_sheet_id else None
         answered = (c.billsec or 0) > 0
-        if answered and (account.tenant_id, c.destination) in internal:
+        if answered and internal and (term[0], c.destination) in internal:
             continue                     # an internal call: free
-        if plan is None:
-            r.error = "the account has no service plan" if answered else ""
+        if term[1] is None:
+            r.error = term[2] if answered else ""
             continue
-        if sheet is None:
-            r.error = "the account's plan has no rate sheet" if answered else ""
-            continue
-        if sheet.currency != account.currency:
-            r.error = (f"rate sheet “{sheet.name}” is in {sheet.currency}, the account in {account.currency}"
-                       if answered else "")
-            continue
-        to_rate[(sheet.id, c.started_at.date())].append(c)
+        to_rate[(term[1], c.started_at.date())].append(c)
 
     bundle_calls = []                    # (call, tariff, currency, short) of calls to a country with minutes
     for (sheet_id, day), group in to_rate.items():
@@ -378,19 +421,25 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
 
 def _debit(results, calls_by_id, accounts, summary) -> None:
     entries = []
+    Entry = ledger.Entry
+    amounts: dict[int, list] = defaultdict(list)          # account id -> its charges
+    summary.rated += len(results)
     for r in results:
-        summary.rated += 1
-        summary.bundle_seconds += r.bundle_seconds
+        if r.bundle_seconds:
+            summary.bundle_seconds += r.bundle_seconds
         if r.error:
             summary.errors += 1
         elif r.cost > 0:
             c = calls_by_id[r.call_id]
-            entries.append(ledger.Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
-                                        f"Call to {c.destination}, {c.billsec} s"))
-            currency = accounts[r.account_id].currency
-            summary.amounts[currency] = summary.amounts.get(currency, ZERO) + r.cost
+            entries.append(Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
+                                 f"Call to {c.destination}, {c.billsec} s"))
+            amounts[r.account_id].append(r.cost)
+    for account_id, costs in amounts.items():
+        currency = accounts[account_id].currency
+        summary.amounts[currency] = summary.amounts.get(currency, ZERO) + sum(costs)
     if entries:
-        summary.charged = len(ledger.post_many(entries))
+        # The keys are new: `call:<id>` of calls rated in this transaction (COPY, not INSERT).
+        summary.charged = len(ledger.post_many(entries, new_keys=True))
 
 
 def _as_list(values) -> list:
@@ -497,25 +546,28 @@ def _use_bundles(session, bundle_calls, opened, results) -> None:
 def _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal) -> None:
     """What the account's reseller pays its parent for each call: the full call, no bundles."""
     groups = defaultdict(list)
+    buy_of_account = {}                  # account id -> (buy sheet id, 0 in its currency), or None
+    for account_id, account in accounts.items():
+        sheet = buy_sheets.get(buy_of_tenant.get(account.tenant_id))
+        buy_of_account[account_id] = (sheet.id, quantize(ZERO, sheet.currency)) if sheet is not None else None
     for c in calls:
         r = results.get(c.id)
         if r is None:
             continue
-        tenant_id = accounts[c.account_id].tenant_id
-        sheet = buy_sheets.get(buy_of_tenant.get(tenant_id))
-        if sheet is None:
+        buy = buy_of_account[c.account_id]
+        if buy is None:
             continue
-        if (c.billsec or 0) <= 0 or (tenant_id, c.destination) in internal:
-            r.buy_cost = quantize(ZERO, sheet.currency)
+        if (c.billsec or 0) <= 0 or (internal and (accounts[c.account_id].tenant_id, c.destination) in internal):
+            r.buy_cost = buy[1]
             continue
-        groups[(sheet.id, c.started_at.date())].append(c)
+        groups[(buy[0], c.started_at.date())].append(c)
     for (sheet_id, day), group in groups.items():
         sheet = buy_sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day, all_tenants=True)
         batch = index.rate_batch([c.destination or "" for c in group], [c.billsec for c in group],
                                  sheet.currency, short_call_of(sheet))
-        for i, c in enumerate(group):
-            results[c.id].buy_cost = batch.cost(i)
+        for c, cost in zip(group, batch.costs()):
+            results[c.id].buy_cost = cost
 
 
 def _store(session, results, now: datetime, pg: bool) -> None:

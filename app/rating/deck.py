@@ -7,16 +7,15 @@ the reason, and left out; good lines become Tariffs. `export_deck` writes a deck
 `parse_deck` reads back to the same rows.
 """
 import csv
-import gc
 import io
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
+from app.bulk import collector_paused
 from app.money import RATE_PLACES, ZERO
 
 from .cost import MAX_AMOUNT, MAX_PREFIX_DIGITS, Tariff
@@ -280,20 +279,6 @@ class _Memo(dict):
     def __missing__(self, cell):
         value = self[cell] = self.parse(cell)
         return value
-
-
-@contextmanager
-def collector_paused():
-    """A deck keeps two objects per row alive, and CPython's cyclic collector rescans that
-    growing heap again and again: a third of the parse time. Parsing makes no reference cycles,
-    so collection can wait until the end."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_deck(source, *, first_block: int = 1, increment: int = 1,

@@ -114,7 +114,8 @@ def run_import(import_id: int) -> dict:
 
 
 def _run(imp: RateImport) -> dict:
-    from app.rating.deck import collector_paused, parse_deck
+    from app.bulk import collector_paused
+    from app.rating.deck import parse_deck
     from app.rating.models import RateSheet
     from app.rating.sheets import bump_version
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 19:38:27.871266
+Create Date: 2026-11-22 20:32:03.715473
 
 """
 from alembic import op
@@ -34,6 +34,37 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_asterisk_servers')),
     sa.UniqueConstraint('name', name=op.f('uq_asterisk_servers_name'))
     )
+    op.create_table('calls',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('server', sa.String(length=64), nullable=False),
+    sa.Column('uniqueid', sa.String(length=64), nullable=False),
+    sa.Column('linkedid', sa.String(length=64), nullable=False),
+    sa.Column('extension', sa.String(length=40), nullable=False),
+    sa.Column('destination', sa.String(length=40), nullable=False),
+    sa.Column('started_at', sa.DateTime(), nullable=False),
+    sa.Column('answered_at', sa.DateTime(), nullable=True),
+    sa.Column('ended_at', sa.DateTime(), nullable=True),
+    sa.Column('billsec', sa.Integer(), nullable=False),
+    sa.Column('disposition', sa.String(length=20), nullable=False),
+    sa.Column('rated_at', sa.DateTime(), nullable=True),
+    sa.Column('country', sa.String(length=2), nullable=False),
+    sa.Column('rate_id', sa.Integer(), nullable=True),
+    sa.Column('cost', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('bundle_seconds', sa.Integer(), nullable=False),
+    sa.Column('charged_seconds', sa.Integer(), nullable=False),
+    sa.Column('buy_cost', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('rating_error', sa.String(length=120), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_calls')),
+    sa.UniqueConstraint('server', 'uniqueid', name=op.f('uq_calls_server_uniqueid'))
+    )
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.create_index('ix_calls_account_started', ['account_id', 'started_at'], unique=False)
+        batch_op.create_index('ix_calls_tenant_started', ['tenant_id', 'started_at'], unique=False)
+        batch_op.create_index('ix_calls_unrated', ['id'], unique=False, postgresql_where=sa.text('rated_at IS NULL'), sqlite_where=sa.text('rated_at IS NULL'))
+
     op.create_table('platform_settings',
     sa.Column('key', sa.String(length=60), nullable=False),
     sa.Column('value', sa.String(length=255), nullable=False),
@@ -302,43 +333,6 @@ def upgrade():
         batch_op.create_index('ix_audit_entries_object', ['object_type', 'object_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entries_tenant_id'), ['tenant_id'], unique=False)
 
-    op.create_table('calls',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('server', sa.String(length=64), nullable=False),
-    sa.Column('uniqueid', sa.String(length=64), nullable=False),
-    sa.Column('linkedid', sa.String(length=64), nullable=False),
-    sa.Column('extension', sa.String(length=40), nullable=False),
-    sa.Column('destination', sa.String(length=40), nullable=False),
-    sa.Column('started_at', sa.DateTime(), nullable=False),
-    sa.Column('answered_at', sa.DateTime(), nullable=True),
-    sa.Column('ended_at', sa.DateTime(), nullable=True),
-    sa.Column('billsec', sa.Integer(), nullable=False),
-    sa.Column('disposition', sa.String(length=20), nullable=False),
-    sa.Column('rated_at', sa.DateTime(), nullable=True),
-    sa.Column('country', sa.String(length=2), nullable=False),
-    sa.Column('rate_id', sa.Integer(), nullable=True),
-    sa.Column('cost', sa.Numeric(precision=18, scale=4), nullable=True),
-    sa.Column('bundle_seconds', sa.Integer(), nullable=False),
-    sa.Column('charged_seconds', sa.Integer(), nullable=False),
-    sa.Column('buy_cost', sa.Numeric(precision=18, scale=4), nullable=True),
-    sa.Column('rating_error', sa.String(length=120), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('tenant_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_calls_account_id_accounts')),
-    sa.ForeignKeyConstraint(['rate_id'], ['rates.id'], name=op.f('fk_calls_rate_id_rates'), ondelete='SET NULL'),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_calls_tenant_id_tenants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_calls')),
-    sa.UniqueConstraint('server', 'uniqueid', name=op.f('uq_calls_server_uniqueid'))
-    )
-    with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_calls_account_id'), ['account_id'], unique=False)
-        batch_op.create_index('ix_calls_account_started', ['account_id', 'started_at'], unique=False)
-        batch_op.create_index('ix_calls_rate_id', ['rate_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_calls_tenant_id'), ['tenant_id'], unique=False)
-        batch_op.create_index('ix_calls_tenant_started', ['tenant_id', 'started_at'], unique=False)
-        batch_op.create_index('ix_calls_unrated', ['rated_at'], unique=False)
-
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('amount', sa.Numeric(precision=18, scale=4), nullable=False),
@@ -348,18 +342,14 @@ def upgrade():
     sa.Column('balance_after', sa.Numeric(precision=18, scale=4), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_ledger_entries_account_id_accounts')),
+    sa.Column('account_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_ledger_entries_created_by_id_users')),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_ledger_entries_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
     sa.UniqueConstraint('account_id', 'idempotency_key', name=op.f('uq_ledger_entries_account_id_idempotency_key'))
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_entries_account_created', ['account_id', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_account_entry', ['account_id', 'id'], unique=False)
 
     op.create_table('numbers',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -621,20 +611,9 @@ def downgrade():
 
     op.drop_table('numbers')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_tenant_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_account_id'))
-        batch_op.drop_index('ix_ledger_entries_account_created')
+        batch_op.drop_index('ix_ledger_entries_account_entry')
 
     op.drop_table('ledger_entries')
-    with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.drop_index('ix_calls_unrated')
-        batch_op.drop_index('ix_calls_tenant_started')
-        batch_op.drop_index(batch_op.f('ix_calls_tenant_id'))
-        batch_op.drop_index('ix_calls_rate_id')
-        batch_op.drop_index('ix_calls_account_started')
-        batch_op.drop_index(batch_op.f('ix_calls_account_id'))
-
-    op.drop_table('calls')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_tenant_id'))
         batch_op.drop_index('ix_audit_entries_object')
@@ -700,5 +679,11 @@ def downgrade():
 
     op.drop_table('tenants')
     op.drop_table('platform_settings')
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_calls_unrated', postgresql_where=sa.text('rated_at IS NULL'), sqlite_where=sa.text('rated_at IS NULL'))
+        batch_op.drop_index('ix_calls_tenant_started')
+        batch_op.drop_index('ix_calls_account_started')
+
+    op.drop_table('calls')
     op.drop_table('asterisk_servers')
     # ### end Alembic commands ###

@@ -180,10 +180,13 @@ def test_deleting_rows_that_rated_calls_keeps_the_calls(world, owner):
     with tenant_scope(world.a.id):
         rate_calls([call_id])
         db.session.commit()
-    assert call(call_id).rate_id is not None
+    priced_by = call(call_id).rate_id
     (rate,) = rates_of(sheet_id)
+    assert priced_by == rate.id
     assert owner.post(f"/reseller/rates/rows/{rate.id}/delete").status_code == 303
-    assert call(call_id).rate_id is None and call(call_id).cost == Decimal("0.60")
+    assert rates_of(sheet_id) == []
+    # The call keeps its price and the id of the row that priced it, as history.
+    assert call(call_id).rate_id == priced_by and call(call_id).cost == Decimal("0.60")
     assert plan
 
 

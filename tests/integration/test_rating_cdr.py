@@ -287,6 +287,43 @@ def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, mak
     assert (again.rated, again.skipped) == (0, 4) and balance(account.id) == Decimal("9.76")
 
 
+def test_a_batch_mixing_stored_and_new_calls_charges_and_counts_bundle_seconds_once(app, make_tenant, make_account):
+    """The first, optimistic write meets a stored call: its savepoint is rolled back with the
+    bundle and ledger moves it made, and the batch is written again without that call."""
+    from app.rating.cdr import CallRecord, store_rated_calls
+
+    tenant = make_tenant()
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [UK_ROW]), [("GB", 1)])
+    first = CallRecord(account.id, "pbx7", "1762000000.1", UK, datetime(2025, 5, 3, 9, 0), 40)
+    with tenant_scope(tenant.id):
+        store_rated_calls([first])
+        db.session.commit()
+    later = [CallRecord(account.id, "pbx7", f"1762000100.{n}", UK, datetime(2025, 5, 3, 10, n), 30) for n in range(2)]
+    with tenant_scope(tenant.id):
+        summary = store_rated_calls([first] + later)
+        db.session.commit()
+    assert (summary.rated, summary.skipped, summary.charged) == (2, 1, 2)
+    with unscoped():
+        used = db.session.execute(select(BundleUsage.seconds_used).where(BundleUsage.account_id == account.id)).scalar_one()
+    assert used == 60                     # 40 s, then the 20 s left of the minute: never 40 twice
+    # the first later call: 10 s past the bundle, rounded to the 6 s increment (0.02); the next in full
+    assert sorted(a for _, a in call_entries(account.id)) == [Decimal("-0.10"), Decimal("-0.02")]
+    assert balance(account.id) == Decimal("9.88") and no_mismatch()
+
+
+def test_post_many_with_new_keys_falls_back_when_a_key_was_taken(app, make_tenant, make_account):
+    tenant = make_tenant()
+    a = make_account(tenant, credit="10")
+    with tenant_scope(tenant.id):
+        ledger.post(a.id, Decimal("-1"), "call", "call:taken")
+        created = ledger.post_many([ledger.Entry(a.id, Decimal("-2"), "call", "call:taken"),
+                                    ledger.Entry(a.id, Decimal("-0.5"), "call", "call:new")], new_keys=True)
+        db.session.commit()
+    assert created == {(a.id, "call:new")}
+    assert balance(a.id) == Decimal("8.5") and ledger_count("call") == 2 and no_mismatch()
+
+
 def test_post_many_posts_each_key_once_and_keeps_balance_equal_to_the_ledger(app, make_tenant, make_account):
     tenant = make_tenant()
     a, b = make_account(tenant, credit="10"), make_account(tenant, credit="5")

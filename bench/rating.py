@@ -13,6 +13,11 @@ Prints figures and ratios; asserts nothing (the ledger check is printed). In its
     one UPDATE of the calls, and `ledger.post_many` (one INSERT … ON CONFLICT DO NOTHING
     RETURNING with balance_after, one UPDATE per batch moving each account's balance once),
     one commit per batch. The ledger invariant is then checked: balance == sum(ledger).
+(b2) the bulk path, `app.rating.cdr.store_rated_calls`: CDRs not stored yet are rated and
+    written once (binary COPY of the calls and of their ledger entries), in batches, by
+    --workers processes (default 2, one per core), each taking the CDRs of its share of the
+    accounts, as that many RQ workers would; timed from all ready to the last commit.
+    Statistics are fresh (ANALYZE after setup), as autovacuum keeps them on a live system.
 (c) naive baseline, same process, on a sample: one SQL query per call for the longest prefix
     (all the number's heads, `ORDER BY length(prefix) DESC LIMIT 1`), `cost.call_cost`; and the
     same plus what a naive rater writes per call (UPDATE the call, `ledger.post`), one commit

@@ -22,16 +22,11 @@ def copy_rows(session, table: str, columns: Columns, rows: Iterable[tuple], *,
     with raw.cursor() as cur:
         with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([kind for _, kind in columns])
-            if progress is None:
-                for row in rows:
-                    copy.write_row(row)
-                    written += 1
-            else:
-                for row in rows:
-                    copy.write_row(row)
-                    written += 1
-                    if written % every == 0:
-                        progress(written)
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+                if progress is not None and written % every == 0:
+                    progress(written)
     return written
 
 

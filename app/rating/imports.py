@@ -23,6 +23,7 @@ from sqlalchemy import JSON, ForeignKey, LargeBinary, String, delete, select, te
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.bulk import collector_paused, copy_rows
 from app.extensions import db
 from app.jobs import set_progress
 from tenants.mixins import TenantOwned
@@ -114,7 +115,6 @@ def run_import(import_id: int) -> dict:
 
 
 def _run(imp: RateImport) -> dict:
-    from app.bulk import collector_paused
     from app.rating.deck import parse_deck
     from app.rating.models import RateSheet
     from app.rating.sheets import bump_version
@@ -173,6 +173,7 @@ def _dedupe(result) -> list:
 
 _COLUMNS = ("prefix", "country", "description", "rate_per_minute", "connect_fee", "first_block", "increment",
             "minimum_charge", "effective_from")
+_PG_TYPES = ("varchar", "varchar", "varchar", "numeric", "numeric", "int4", "int4", "numeric", "date")
 
 
 def write_rows(sheet, rows, mode: str = "merge", progress=None) -> tuple[int, int]:
@@ -198,15 +199,8 @@ def _write_pg(session, sheet, rows, mode, progress):
         " description varchar(120), rate_per_minute numeric(14,6), connect_fee numeric(14,6), first_block integer,"
         " increment integer, minimum_charge numeric(14,6), effective_from date) ON COMMIT DROP"))
     session.execute(text("TRUNCATE rate_import_rows"))
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY rate_import_rows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            done = 0
-            for values in _tuples(rows):
-                copy.write_row(values)
-                done += 1
-                if progress and done % COPY_CHUNK == 0:
-                    progress(done * 3 // 4)
+    copy_rows(session, "rate_import_rows", tuple(zip(_COLUMNS, _PG_TYPES)), _tuples(rows),
+              progress=(lambda done: progress(done * 3 // 4)) if progress else None, every=COPY_CHUNK)
     session.execute(text("ANALYZE rate_import_rows"))
     if progress:
         progress(len(rows) * 3 // 4)

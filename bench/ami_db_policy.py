@@ -11,7 +11,8 @@ through its thread pool and an app context, from a running event loop):
 - admissions (account row, plan, countries, bundle usage, CPS and in-use counts in Redis),
 - deadlines for 1, 10 and 30 answered calls sharing an account's credit (balance and bundle
   usage read every time; tariffs and plan cached),
-- record_cdr (insert once + rate, when app.rating.cdr is installed; one commit).
+- record_cdr (the CDR writer: stored once, rated, ledger debit, one commit; sent one at a
+  time, so each is a batch of one).
 
 Prints p50/p95/p99 in ms; asserts nothing. Redis DB 9 under a unique prefix, removed afterwards.
 """
@@ -144,7 +145,7 @@ async def bench(app, numbers: list[str], rounds: int) -> None:
 
         try:
             import app.rating.cdr  # noqa: F401
-            rated = "insert + rate + ledger"
+            rated = "store_rated_calls + ledger, batch of one"
         except ImportError:
             rated = "insert only: app.rating.cdr not installed"
         samples = []

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import ledger
+from app.calls import Call
 from app.extensions import db
 from provisioning.models import Extension
 from tests.ami.db_harness import (admitted, calling_account, calls_of, eventually_db, fresh_account, ledger_entries,
@@ -344,6 +345,103 @@ def test_a_cdr_is_stored_once_even_when_the_same_record_comes_twice(app, make_te
     if rating_installed():
         assert len(ledger_entries(account.id, "call")) == 1
         assert fresh_account(account.id).balance == ledger_sum(account.id)
+
+
+def _cdr(account, ext, uniqueid, billsec, *, server="pbx9", destination=UK):
+    start = datetime(2026, 1, 5, 10, 0, 0, tzinfo=timezone.utc)
+    return {"server": server, "uniqueid": uniqueid, "accountcode": account.account_number,
+            "channel": f"PJSIP/{ext}-00000001", "extension": ext, "destination": destination, "linkedid": uniqueid,
+            "start": start, "answer": start if billsec else None, "end": start + timedelta(seconds=billsec),
+            "billsec": billsec, "disposition": "ANSWERED" if billsec else "NO ANSWER"}
+
+
+def _record_all(app, records, **kwargs):
+    from workers.ami.db_policy import DatabasePolicy
+
+    policy = DatabasePolicy(app, **kwargs)
+
+    async def send():
+        return await asyncio.gather(*(policy.record_cdr(r) for r in records), return_exceptions=True)
+    try:
+        outcomes = asyncio.run(send())
+    finally:
+        policy.close()
+    return policy, outcomes
+
+
+@needs_rating
+def test_cdrs_arriving_together_are_written_and_rated_in_batches_of_several_resellers(
+        app, make_tenant, make_account):
+    first, first_exts = calling_account(make_tenant, make_account, credit="100")
+    second, second_exts = calling_account(make_tenant, make_account, credit="100")
+    assert first.tenant_id != second.tenant_id
+    stranger = type("Unknown", (), {"account_number": "0000000404"})()
+    records = ([_cdr(first, first_exts[0][1], f"1700000100.{n}", 2) for n in range(30)]
+               + [_cdr(second, second_exts[0][1], f"1700000200.{n}", 3) for n in range(30)]
+               + [_cdr(first, first_exts[0][1], "1700000100.0", 2),        # sent twice
+                  _cdr(stranger, "100", "1700000300.1", 5),                # unknown account: skipped
+                  _cdr(second, second_exts[0][1], "1700000200.99", 0)])     # unanswered: free
+    policy, outcomes = _record_all(app, records)
+    assert outcomes == [None] * len(records)
+    assert policy._cdrs.batches < len(records) / 2      # they queued up behind the first batch
+    for account, n, each, balance in ((first, 30, Decimal("2.00"), Decimal("40.00")),
+                                      (second, 31, Decimal("3.00"), Decimal("10.00"))):
+        calls = calls_of(account.id)
+        assert len(calls) == n and all(c.rated_at is not None for c in calls)
+        assert {c.tenant_id for c in calls} == {account.tenant_id}
+        assert sorted({c.cost for c in calls}) == ([Decimal("0.00"), each] if n == 31 else [each])
+        assert len(ledger_entries(account.id, "call")) == 30
+        assert fresh_account(account.id).balance == ledger_sum(account.id) == balance
+    with unscoped():
+        assert db.session.scalar(select(func.count()).select_from(Call).where(Call.uniqueid == "1700000300.1")) == 0
+
+
+@needs_rating
+def test_cdrs_that_cannot_be_rated_are_stored_unrated_and_the_rating_job_rates_them(
+        app, make_tenant, make_account, monkeypatch):
+    import app.rating.cdr as cdr
+    from workers.rating import rate_pending_calls
+
+    account, exts = calling_account(make_tenant, make_account, credit="100")
+
+    def broken(records):
+        raise RuntimeError("a rating bug")
+    monkeypatch.setattr(cdr, "store_rated_calls", broken)
+    _, outcomes = _record_all(app, [_cdr(account, exts[0][1], f"1700000400.{n}", 4) for n in range(3)])
+    assert outcomes == [None] * 3
+    calls = calls_of(account.id)
+    assert [(c.billsec, c.rated_at, c.cost) for c in calls] == [(4, None, None)] * 3
+    assert ledger_entries(account.id, "call") == []
+    monkeypatch.undo()
+
+    assert rate_pending_calls(account.tenant_id)["charged"] == 3
+    assert [c.cost for c in calls_of(account.id)] == [Decimal("4.00")] * 3
+    assert fresh_account(account.id).balance == ledger_sum(account.id) == Decimal("88.00")
+
+
+@needs_rating
+def test_a_batch_that_meets_a_deadlock_is_written_again_whole(app, make_tenant, make_account, monkeypatch):
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    import app.rating.cdr as cdr
+
+    account, exts = calling_account(make_tenant, make_account, credit="100")
+    real, attempts = cdr.store_rated_calls, []
+
+    def deadlocked_once(records):
+        attempts.append(len(records))
+        summary = real(records)        # written, then rolled back with the deadlock
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE accounts …", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return summary
+    monkeypatch.setattr(cdr, "store_rated_calls", deadlocked_once)
+    _, outcomes = _record_all(app, [_cdr(account, exts[0][1], "1700000500.1", 5)])
+    assert outcomes == [None] and attempts == [1, 1]
+    (call,) = calls_of(account.id)
+    assert call.cost == Decimal("5.00")
+    assert [e.amount for e in ledger_entries(account.id, "call")] == [Decimal("-5.00")]
+    assert fresh_account(account.id).balance == ledger_sum(account.id) == Decimal("95.00")
 
 
 # ---- registration and in-use counts in the portals -------------------------------------------------

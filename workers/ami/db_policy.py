@@ -16,8 +16,9 @@ platform-wide (`unscoped()`, by account number), then writes inside
   Tariffs, plan and countries are cached per account (`terms_ttl`), so a recomputation is two
   small queries (balance, bundle usage) plus arithmetic.
 - first_use: Account.first_used_at, once.
-- record_cdr: one Call row per (server, uniqueid) (INSERT … ON CONFLICT DO NOTHING), rated at
-  once by `app.rating.cdr.rate_calls` (ledger debit keyed `call:<call id>`), one commit.
+- record_cdr: queued for the CDR writer (`workers.ami.cdr_writer`), which stores and rates the
+  CDRs that arrived meanwhile in one transaction (`app.rating.cdr.store_rated_calls`: one Call
+  row per (server, uniqueid), ledger debit keyed `call:<call id>`).
 - registrations / link_status: Extension registration columns, AsteriskServer link status.
 """
 from __future__ import annotations
@@ -33,9 +34,9 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 
+from .cdr_writer import CdrWriter, utc_naive, write_cdrs
 from .policy import (ACCOUNT_CLOSED, ACCOUNT_DISABLED, ACCOUNT_EXPIRED, ACCOUNT_SUSPENDED, ADMITTED,
                      CHANNEL_LIMIT, COUNTRY_CLOSED, CPS_LIMIT, NO_CREDIT, NO_RATE, UNKNOWN_ACCOUNT,
                      Admission, LiveCall)
@@ -44,17 +45,6 @@ log = logging.getLogger("ringledger.ami.policy")
 
 _STATUS_CAUSES = {"suspended": ACCOUNT_SUSPENDED, "disabled": ACCOUNT_DISABLED, "closed": ACCOUNT_CLOSED}
 INTERNAL = "internal"          # tariff cache marker: a call to an extension of the same reseller
-
-
-def _utc_naive(value) -> datetime | None:
-    """Epoch seconds or an aware datetime -> naive UTC (the columns' convention)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
-    if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
 
 
 def bundle_period_start(day: date) -> date:
@@ -111,7 +101,7 @@ class Terms:
 
 
 class DatabasePolicy:
-    def __init__(self, app, *, threads: int = 8, terms_ttl: float = 60.0, counts=None):
+    def __init__(self, app, *, threads: int = 8, terms_ttl: float = 60.0, counts=None, cdr_batch: int = 50_000):
         self.app = app
         self.terms_ttl = terms_ttl
         self.counts = counts                      # InUseCounts; the watcher's, via attach()
@@ -121,7 +111,7 @@ class DatabasePolicy:
         self._indexes: dict[int, tuple[tuple, object]] = {}   # sheet id -> (key, latest PrefixIndex)
         self._building: set[tuple] = set()
         self._lock = threading.Lock()
-        self._stripes = [threading.Lock() for _ in range(64)]   # CDRs of one account in turn
+        self._cdrs = CdrWriter(self._write_cdrs, max_batch=cdr_batch)
 
     # ---- plumbing -------------------------------------------------------------------------
     def attach(self, watcher) -> None:
@@ -133,6 +123,7 @@ class DatabasePolicy:
         """Drop queued work; with `wait`, let the database work under way finish (a thread
         still in a transaction after its watcher stopped would hold its table locks)."""
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._cdrs.close(wait=wait)
         self._builder.shutdown(wait=wait, cancel_futures=True)
 
     def warm_up(self) -> None:
@@ -313,8 +304,8 @@ class DatabasePolicy:
             cause = _STATUS_CAUSES.get(account.status, ACCOUNT_DISABLED)
             log.info("account %s refused (%s): the account is %s", number, cause, account.status)
             return Admission(False, cause), None, (0, 0)
-        expires = expiry_of(account, _utc_naive(now))
-        if expires is not None and _utc_naive(now) >= expires:
+        expires = expiry_of(account, utc_naive(now))
+        if expires is not None and utc_naive(now) >= expires:
             log.info("account %s refused (%s): expired %s UTC (%s)", number, ACCOUNT_EXPIRED,
                      expires.isoformat(timespec="seconds"), account.expiry_mode)
             return Admission(False, ACCOUNT_EXPIRED), None, (0, 0)
@@ -419,99 +410,17 @@ class DatabasePolicy:
         with tenant_scope(account.tenant_id, descendants=False):
             db.session.execute(
                 update(Account).where(Account.id == account.id, Account.first_used_at.is_(None))
-                .values(first_used_at=_utc_naive(when)).execution_options(synchronize_session=False))
+                .values(first_used_at=utc_naive(when)).execution_options(synchronize_session=False))
             db.session.commit()
         self._terms.pop(number, None)
 
     # ---- CDRs -----------------------------------------------------------------------------
     async def record_cdr(self, record: dict) -> None:
-        await self._run(self._record_db, record)
+        """Queued for the CDR writer; returns once its batch is committed (the balance moved)."""
+        await asyncio.wrap_future(self._cdrs.submit(record))
 
-    def _record_db(self, record: dict) -> int | None:
-        """Insert the Call once and rate it, in one transaction; returns the call id (None:
-        not stored). One account's CDRs are recorded one at a time here (a striped lock), and
-        a deadlock or serialization failure against another process (the rating job, a
-        top-up) rolls the whole transaction back and tries again."""
-        from sqlalchemy.exc import OperationalError
-
-        from app.extensions import db
-
-        number = record.get("accountcode") or ""
-        if not number:
-            log.warning("CDR %s/%s has no account code: not stored", record.get("server"), record.get("uniqueid"))
-            return None
-        account = self._account(number)
-        if account is None:
-            log.warning("CDR %s/%s names unknown account %s: not stored (%s to %s, %ss)",
-                        record.get("server"), record.get("uniqueid"), number, record.get("channel"),
-                        record.get("destination"), record.get("billsec"))
-            return None
-        ids = (account.id, account.tenant_id)
-        with self._stripes[hash(number) % len(self._stripes)]:
-            for attempt in range(1, 4):
-                try:
-                    return self._record_once(ids, record)
-                except OperationalError as e:
-                    db.session.rollback()
-                    if attempt == 3 or not _retryable(e):
-                        raise
-                    log.warning("CDR %s/%s: %s; trying again", record.get("server"), record.get("uniqueid"),
-                                _pgcode(e) or e.__class__.__name__)
-                    time.sleep(0.05 * attempt)
-        return None
-
-    def _record_once(self, ids: tuple[int, int], record: dict) -> int:
-        from app.calls import Call
-        from app.extensions import db
-        from tenants.scope import tenant_scope
-
-        account_id, tenant_id = ids
-        session = db.session
-        start = _utc_naive(record.get("start")) or _utc_naive(record.get("end")) or _utc_naive(time.time())
-        values = dict(
-            tenant_id=tenant_id, account_id=account_id,
-            server=str(record.get("server") or "")[:64], uniqueid=str(record["uniqueid"])[:64],
-            linkedid=str(record.get("linkedid") or "")[:64],
-            extension=str(record.get("extension") or "")[:40],
-            destination=str(record.get("destination") or "")[:40],
-            started_at=start, answered_at=_utc_naive(record.get("answer")),
-            ended_at=_utc_naive(record.get("end")), billsec=max(int(record.get("billsec") or 0), 0),
-            disposition=str(record.get("disposition") or "")[:20])
-        with tenant_scope(tenant_id, descendants=False):
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            stmt = (insert(Call).values(**values)
-                    .on_conflict_do_nothing(index_elements=["server", "uniqueid"])
-                    .returning(Call.id))
-            call_id = session.execute(stmt, execution_options={"all_tenants": True}).scalar()
-            if call_id is None:   # recorded before (a restart between Hangup and Cdr, a retry)
-                row = session.execute(select(Call.id, Call.rated_at).where(
-                    and_(Call.server == values["server"], Call.uniqueid == values["uniqueid"]))).one()
-                log.info("CDR %s/%s already recorded (call %d)", values["server"], values["uniqueid"], row.id)
-                if row.rated_at is not None:
-                    session.commit()
-                    return row.id
-                call_id = row.id
-            self._rate(call_id)
-            session.commit()
-        return call_id
-
-    def _rate(self, call_id: int) -> None:
-        """rate_calls inside a savepoint: a rating bug leaves the call stored but unrated (the
-        periodic rating job retries it); a deadlock goes up to retry the whole transaction."""
-        from sqlalchemy.exc import OperationalError
-
-        from app.extensions import db
-        from app.rating.cdr import rate_calls
-
-        try:
-            with db.session.begin_nested():
-                rate_calls([call_id])
-        except OperationalError as e:
-            if _retryable(e):
-                raise
-            log.exception("call %d stored but not rated", call_id)
-        except Exception:
-            log.exception("call %d stored but not rated", call_id)
+    def _write_cdrs(self, records: list[dict]) -> int:
+        return self._in_app(write_cdrs, (records,))
 
     # ---- registrations and link status -------------------------------------------------------
     async def registrations(self, batch) -> None:
@@ -532,7 +441,7 @@ class DatabasePolicy:
                 if reg.contact:
                     ext.contact_address = reg.contact
                 if reg.registered:
-                    ext.last_seen_at = _utc_naive(reg.at)
+                    ext.last_seen_at = utc_naive(reg.at)
                 changed += 1
             db.session.commit()
         return changed
@@ -544,20 +453,11 @@ class DatabasePolicy:
         from app.asterisk import AsteriskServer
         from app.extensions import db
 
-        values = ({"last_connected_at": _utc_naive(when)} if up
-                  else {"last_error": error[:255], "last_error_at": _utc_naive(when)})
+        values = ({"last_connected_at": utc_naive(when)} if up
+                  else {"last_error": error[:255], "last_error_at": utc_naive(when)})
         db.session.execute(update(AsteriskServer).where(AsteriskServer.name == server).values(**values)
                            .execution_options(synchronize_session=False))
         db.session.commit()
-
-
-def _pgcode(error) -> str:
-    return getattr(getattr(error, "orig", None), "sqlstate", None) or ""
-
-
-def _retryable(error) -> bool:
-    """Deadlock detected, serialization failure: try the transaction again."""
-    return _pgcode(error) in ("40P01", "40001")
 
 
 def _tariffs_in_effect(sheet_id: int, day: date) -> list:

@@ -202,38 +202,39 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     unit_of = {a: units[accounts[a].currency] for a in account_ids}
     tenant_of = {a: accounts[a].tenant_id for a in account_ids}
     to_decimal = money.to_decimal
+    now = utcnow()
     rows = []
     for (account_id, key), e in batch.items():
         # money.quantize's rule (half-up to the minor unit), the unit looked up once per currency
-        amount = to_decimal(e.amount).quantize(unit_of[account_id], rounding=ROUND_HALF_UP)
+        amount = to_decimal(e.amount).quantize(unit_of[account_id], ROUND_HALF_UP)
         after = running[account_id] = running[account_id] + amount
-        rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after))
-    now = utcnow()
-    if new_keys and _copy_new_entries(session, rows, now):
+        rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after, now))
+    if new_keys and _copy_new_entries(session, rows):
         created = set(batch)
-        inserted = None
+        # every entry went in: each account moves by its running total
+        sums = {a: running[a] - accounts[a].balance for a in account_ids}
     else:
         inserted = _insert_entries(session, rows, now)
         created = {(r.account_id, r.idempotency_key) for r in inserted}
+        sums = {}
+        for _, account_id, amount, _, key, _, _, _ in rows:
+            if (account_id, key) in created:
+                sums[account_id] = sums.get(account_id, Decimal(0)) + amount
+        if created and len(created) < len(rows):
+            # Some keys were taken already: the balance_after of the entries written after
+            # them in the same account assumed they would be inserted. Recompute those (rare).
+            ids = {(r.account_id, r.idempotency_key): r.id for r in inserted}
+            partial = {a for _, a, _, _, k, _, _, _ in rows if (a, k) not in created}
+            fixed = {a: accounts[a].balance for a in partial}
+            for _, account_id, amount, _, key, _, _, _ in rows:
+                if account_id in partial and (account_id, key) in created:
+                    fixed[account_id] += amount
+                    session.execute(update(LedgerEntry).where(LedgerEntry.id == ids[(account_id, key)])
+                                    .values(balance_after=fixed[account_id])
+                                    .execution_options(synchronize_session=False))
     if not created:
         return created
 
-    sums: dict[int, Decimal] = {}
-    for tenant_id, account_id, amount, kind, key, description, after in rows:
-        if (account_id, key) in created:
-            sums[account_id] = sums.get(account_id, Decimal(0)) + amount
-    if len(created) < len(rows):
-        # Some keys were taken already: the balance_after of the entries written after them
-        # in the same account assumed they would be inserted. Recompute those (rare).
-        ids = {(r.account_id, r.idempotency_key): r.id for r in inserted}
-        partial = {a for _, a, _, _, k, _, _ in rows if (a, k) not in created}
-        fixed = {a: accounts[a].balance for a in partial}
-        for _, account_id, amount, _, key, _, _ in rows:
-            if account_id in partial and (account_id, key) in created:
-                fixed[account_id] += amount
-                session.execute(update(LedgerEntry).where(LedgerEntry.id == ids[(account_id, key)])
-                                .values(balance_after=fixed[account_id])
-                                .execution_options(synchronize_session=False))
     moved = sorted(sums)
     session.execute(text(
         "UPDATE accounts SET balance = accounts.balance + v.s FROM unnest(CAST(:a AS integer[]),"
@@ -250,7 +251,7 @@ _ENTRY_COLUMNS = (("tenant_id", "int4"), ("account_id", "int4"), ("amount", "num
                   ("created_at", "timestamp"))
 
 
-def _copy_new_entries(session, rows, now) -> bool:
+def _copy_new_entries(session, rows) -> bool:
     """COPY the rows in a savepoint; False (nothing written) if a key was taken after all."""
     from psycopg.errors import UniqueViolation
 
@@ -258,7 +259,7 @@ def _copy_new_entries(session, rows, now) -> bool:
 
     try:
         with session.begin_nested():
-            copy_rows(session, "ledger_entries", _ENTRY_COLUMNS, (r + (now,) for r in rows))
+            copy_rows(session, "ledger_entries", _ENTRY_COLUMNS, rows)
     except UniqueViolation:
         return False
     return True

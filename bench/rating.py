@@ -1,23 +1,29 @@
 """Rating figures, database side: a 60,000-prefix deck and 1,000,000 calls.
 
     .venv/bin/python bench/rating.py [--calls 1000000] [--prefixes 60000] [--persist 1000000]
-                                     [--batch 50000] [--sql-calls 5000] [--accounts 1000]
+                                     [--catch-up 1000000] [--batch 50000] [--workers 2]
+                                     [--sql-calls 5000] [--accounts 1000]
 
 Prints figures and ratios; asserts nothing (the ledger check is printed). In its own schema
 (`bench_rating`, dropped and recreated), on the PostgreSQL of --url:
 
 (a) in memory: `PrefixIndex.rate_batch` over all the calls (the cost of each call, in cents).
-(b) rated and persisted: the calls are first stored unrated (COPY, not timed), then the
-    production job `workers.rating.rate_pending_calls` rates them: per batch one locked select,
-    accounts/plans/countries loaded once, `rate_batch` for the sell and the buy price, bundles,
-    one UPDATE of the calls, and `ledger.post_many` (one INSERT … ON CONFLICT DO NOTHING
-    RETURNING with balance_after, one UPDATE per batch moving each account's balance once),
-    one commit per batch. The ledger invariant is then checked: balance == sum(ledger).
-(b2) the bulk path, `app.rating.cdr.store_rated_calls`: CDRs not stored yet are rated and
-    written once (binary COPY of the calls and of their ledger entries), in batches, by
-    --workers processes (default 2, one per core), each taking the CDRs of its share of the
-    accounts, as that many RQ workers would; timed from all ready to the last commit.
-    Statistics are fresh (ANALYZE after setup), as autovacuum keeps them on a live system.
+(b) rated and persisted, the production path: the AMI watcher's CDR writer,
+    `workers.ami.cdr_writer.write_cdrs`, fed the records as the watcher's call tracker hands
+    them over (dicts: account code, aware datetimes), in batches of --batch (the writer takes
+    what arrived while it wrote the last batch, up to 50,000), in --workers processes (default
+    2, one per core): two watcher processes, each following its own Asterisk servers (an
+    account's phones register to one of them, so the CDRs are split by account). Per batch:
+    the accounts by account code, `store_rated_calls` (sell and buy price, bundles, call ids
+    from the sequence in one query, binary COPY of the rated calls and of their ledger
+    entries, one UPDATE moving each account's balance once), one commit. Timed from all
+    processes ready (each has built its prefix indexes, as the watcher does at start) to the
+    last commit; the tables already hold the calls stored for (b').
+    Then the ledger invariant is checked (balance == sum(ledger)) and a batch is sent again
+    (it writes nothing). Statistics are fresh (ANALYZE after setup), as autovacuum keeps them.
+(b') the catch-up job `workers.rating.rate_pending_calls` over calls stored unrated (stored by
+    COPY, not timed): per batch one locked select, the same rating, one UPDATE of the calls,
+    `ledger.post_many`, one commit.
 (c) naive baseline, same process, on a sample: one SQL query per call for the longest prefix
     (all the number's heads, `ORDER BY length(prefix) DESC LIMIT 1`), `cost.call_cost`; and the
     same plus what a naive rater writes per call (UPDATE the call, `ledger.post`), one commit
@@ -118,69 +124,68 @@ def uniqueid(started: datetime, i: int) -> str:
     return f"{int(started.replace(tzinfo=timezone.utc).timestamp())}.{i}"
 
 
-def store_batches(tenant_id, records, batch):
-    """The bulk path as one worker runs it: store_rated_calls per batch, one commit each."""
-    from app.rating.cdr import store_rated_calls
-    from tenants.scope import tenant_scope
+def write_batches(records, batch):
+    """The production path as one watcher process runs it: write_cdrs per batch (it commits)."""
+    from workers.ami.cdr_writer import write_cdrs
 
-    rated = charged = 0
-    for i in range(0, len(records), batch):
-        with tenant_scope(tenant_id, descendants=False):
-            s = store_rated_calls(records[i:i + batch])
-            db.session.commit()
-        rated, charged = rated + s.rated, charged + s.charged
-    return rated, charged
+    return sum(write_cdrs(records[i:i + batch]) for i in range(0, len(records), batch))
 
 
-def store_in_workers(app, tenant_id, records, workers, batch):
-    """`workers` processes, as that many RQ workers would: each rates the CDRs of its share of
-    the accounts (account id modulo workers), so no two lock the same account or bundle row.
-    Timed from the moment all are ready to the last commit."""
+def write_in_workers(app, shards, batch):
+    """One process per shard of the CDRs, each writing its own: timed from the moment all are
+    ready to the last commit."""
     import multiprocessing as mp
 
     db.session.remove()
     db.engine.dispose()
     ctx = mp.get_context("fork")
-    ready, go = ctx.Barrier(workers + 1), ctx.Event()
+    ready, go = ctx.Barrier(len(shards) + 1), ctx.Event()
     results = ctx.Queue()
 
-    def work(k):
+    def work(records):
+        from workers.ami.db_policy import DatabasePolicy
+
         with app.app_context():
             db.engine.dispose(close=False)       # the parent's connections are not ours
-            mine = [r for r in records if r.account_id % workers == k]
+            # As the watcher does at start (attach): the prefix indexes of the sheets in use.
+            policy = DatabasePolicy(app)
+            policy.warm_up(wait=True)
+            policy.close()
             ready.wait()
             go.wait()
-            results.put(store_batches(tenant_id, mine, batch))
+            results.put(write_batches(records, batch))
 
-    procs = [ctx.Process(target=work, args=(k,)) for k in range(workers)]
+    procs = [ctx.Process(target=work, args=(shard,)) for shard in shards]
     for p in procs:
         p.start()
     ready.wait()
     start = time.perf_counter()
     go.set()
-    totals = [results.get() for _ in procs]
+    written = sum(results.get() for _ in procs)
     elapsed = time.perf_counter() - start
     for p in procs:
         p.join()
-    return sum(r for r, _ in totals), sum(c for _, c in totals), elapsed
+    return written, elapsed
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--prefixes", type=int, default=60_000)
-    ap.add_argument("--persist", type=int, default=None, help="calls rated into PostgreSQL (default: all)")
+    ap.add_argument("--persist", type=int, default=None, help="calls rated into PostgreSQL by (b) (default: all)")
+    ap.add_argument("--catch-up", type=int, default=None, help="calls rated by the catch-up job (b') (default: all)")
     ap.add_argument("--batch", type=int, default=50_000)
     ap.add_argument("--accounts", type=int, default=1000)
     ap.add_argument("--sql-calls", type=int, default=5000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2, help="processes for the bulk path (b2), one per core")
+    ap.add_argument("--workers", type=int, default=2, help="watcher processes writing CDRs in (b), one per core")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema afterwards")
-    ap.add_argument("--profile", choices=("b", "b2"), help="print a cProfile of (b) or (b2)")
-    ap.add_argument("--sql-times", action="store_true", help="print the time spent per SQL statement kind in (b)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of (b), run in this process")
+    ap.add_argument("--sql-times", action="store_true", help="print the time spent per SQL statement kind in (b')")
     ap.add_argument("--url", default=os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
     persist = min(args.persist or args.calls, args.calls)
+    catch_up = min(args.calls if args.catch_up is None else args.catch_up, args.calls)
     import logging
     logging.disable(logging.INFO)
     rng = random.Random(20261122)
@@ -280,76 +285,78 @@ def main():
             db.session.commit()
 
         t0 = time.perf_counter()
-        store_calls(calls[:persist], "b")
+        store_calls(calls[:catch_up], "b")
         db.session.execute(text("ANALYZE calls"))
         db.session.commit()
-        print(f"stored {persist:,} unrated calls by COPY ({time.perf_counter() - t0:.1f} s, not timed below)")
+        print(f"stored {catch_up:,} unrated calls by COPY for (b') ({time.perf_counter() - t0:.1f} s, not timed)")
 
-        # -- (b) the production job -------------------------------------------------------------
+        # -- (b) the production path: the AMI watcher's CDR writer ------------------------------
         from app.rating.index import clear_index_cache
+        from workers.ami.cdr_writer import write_cdrs
+
+        with tenant_scope(tid):
+            numbers = list(db.session.execute(select(Account.account_number).order_by(Account.id)).scalars())
+            db.session.commit()
+        workers = max(args.workers, 1)
+        shards = [[] for _ in range(workers)]
+        for i, (a, number, duration, started) in enumerate(calls[:persist]):
+            start = started.replace(tzinfo=timezone.utc)
+            shards[a % workers].append({
+                "server": f"pbx{a % workers + 1}", "uniqueid": uniqueid(started, i), "linkedid": uniqueid(started, i),
+                "accountcode": numbers[a], "channel": "PJSIP/1000-0000001", "extension": "1000",
+                "destination": number, "start": start, "answer": start if duration else None,
+                "end": start + timedelta(seconds=duration), "billsec": duration,
+                "disposition": "ANSWERED" if duration else "NO ANSWER"})
+        clear_index_cache()
+        if args.profile:
+            import cProfile
+            import pstats
+
+            from workers.ami.db_policy import DatabasePolicy
+            DatabasePolicy(app).warm_up(wait=True)
+            profiler = cProfile.Profile()
+            start = time.perf_counter()
+            profiler.enable()
+            written = sum(write_batches(shard, args.batch) for shard in shards)
+            profiler.disable()
+            t_b = time.perf_counter() - start
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        else:
+            written, t_b = write_in_workers(app, shards, args.batch)
+        speed_b = written / t_b
+        with unscoped():
+            mismatches = ledger.balance_mismatches()
+            n_entries = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "call"))
+            db.session.commit()
+        print(f"(b) rated + persisted, production path (the AMI watcher's CDR writer, write_cdrs, batches of "
+              f"{args.batch:,}, {workers} process{'es' if workers > 1 else ''}), {written:,} calls: "
+              f"{per_second(written, t_b)}  ({t_b:.2f} s; prefix indexes built before, as at the watcher's start)")
+        print(f"    check: {len(mismatches)} accounts with balance != sum(ledger); {n_entries:,} call ledger entries")
+        start = time.perf_counter()
+        again = write_cdrs(shards[0][:args.batch])
+        print(f"    sent again: {again} of {min(args.batch, len(shards[0])):,} CDRs written "
+              f"({time.perf_counter() - start:.2f} s)")
+
+        # -- (b') the catch-up job over calls stored unrated ----------------------------------------
         clear_index_cache()
         timer = SqlTimer(db.engine, args.sql_times)
-        profiler = None
-        if args.profile == "b":
-            import cProfile
-            profiler = cProfile.Profile()
-            profiler.enable()
         start = time.perf_counter()
         summary = rate_pending_calls(tid, batch_size=args.batch, time_limit=3600)
-        t_b = time.perf_counter() - start
+        t_b1 = time.perf_counter() - start
         timer.report()
-        if profiler is not None:
-            import pstats
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
-        speed_b = summary["rated"] / t_b
-        print(f"(b) rated + persisted (rate_pending_calls, batches of {args.batch:,}), {summary['rated']:,} calls: "
-              f"{per_second(summary['rated'], t_b)}  ({t_b:.2f} s incl. loading 2 indexes of {args.prefixes:,} prefixes)")
+        speed_b1 = summary["rated"] / t_b1 if t_b1 else 0
+        print(f"(b') catch-up job (rate_pending_calls: UPDATE of stored calls, batches of {args.batch:,}), "
+              f"{summary['rated']:,} calls: {per_second(summary['rated'], t_b1)}  ({t_b1:.2f} s)")
         print(f"    {summary['charged']:,} ledger debits, {summary['errors']:,} rating errors, "
               f"{summary['bundle_seconds']:,} bundle seconds, charged {summary['amounts']}")
         with unscoped():
             mismatches = ledger.balance_mismatches()
-            n_entries = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "call"))
-            n_charged = db.session.scalar(select(func.count()).select_from(Call).where(Call.cost > 0))
             unrated = db.session.scalar(select(func.count()).select_from(Call).where(Call.rated_at.is_(None)))
             db.session.commit()
-        print(f"    check: {len(mismatches)} accounts with balance != sum(ledger); {n_entries:,} call entries for "
-              f"{n_charged:,} charged calls; {unrated:,} calls left unrated")
+        print(f"    check: {len(mismatches)} accounts with balance != sum(ledger); {unrated:,} calls left unrated")
         start = time.perf_counter()
         again = rate_pending_calls(tid, batch_size=args.batch)
         print(f"    re-run: {again['rated']} calls rated, {again['charged']} debits ({time.perf_counter() - start:.2f} s)")
-
-        # -- (b2) the bulk path: CDRs not stored yet are stored already rated -----------------------
-        from app.rating.cdr import CallRecord, store_rated_calls
-        records = [CallRecord(account_ids[a], "bulk", uniqueid(started, i), number, started, duration,
-                              started if duration else None, started + timedelta(seconds=duration),
-                              "ANSWERED" if duration else "NO ANSWER", "1000")
-                   for i, (a, number, duration, started) in enumerate(calls[:persist])]
-        rated = charged = 0
-        profiler = None
-        if args.profile == "b2":
-            import cProfile
-            profiler = cProfile.Profile()
-            profiler.enable()
-        if args.workers > 1:
-            rated, charged, t_b2 = store_in_workers(app, tid, records, args.workers, args.batch)
-        else:
-            start = time.perf_counter()
-            rated, charged = store_batches(tid, records, args.batch)
-            t_b2 = time.perf_counter() - start
-        timer.report()
-        if profiler is not None:
-            import pstats
-            profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
-        speed_b2 = rated / t_b2
-        print(f"(b2) bulk path (store_rated_calls: COPY of rated calls + post_many, batches of {args.batch:,}, "
-              f"{args.workers} worker{'s' if args.workers > 1 else ''}), "
-              f"{rated:,} calls: {per_second(rated, t_b2)}  ({t_b2:.2f} s; {charged:,} ledger debits)")
-        with unscoped():
-            mismatches = ledger.balance_mismatches()
-            db.session.commit()
-        print(f"    check: {len(mismatches)} accounts with balance != sum(ledger)")
 
         # -- (c) naive baselines ------------------------------------------------------------------
         m = min(args.sql_calls, args.calls)
@@ -401,10 +408,10 @@ def main():
 
         print(f"ratio (a) / (c1) naive lookup:        {speed_a / speed_c1:>10,.0f}x   (target >= 100x)")
         print(f"ratio (b) / (c2) naive persisted:     {speed_b / speed_c2:>10,.0f}x")
-        print(f"ratio (b2) / (c2) naive persisted:    {speed_b2 / speed_c2:>10,.0f}x")
+        print(f"ratio (b') / (c2) naive persisted:    {speed_b1 / speed_c2:>10,.0f}x")
         print(f"ratio (a) / (b):                      {speed_a / speed_b:>10,.1f}x")
-        print(f"targets: (a) >= 1,000,000/s: {speed_a:,.0f}; (b) >= 50,000/s: job path {speed_b:,.0f}, "
-              f"bulk path {speed_b2:,.0f}")
+        print(f"targets: (a) >= 1,000,000/s: {speed_a:,.0f}; (b) >= 50,000/s: {speed_b:,.0f} "
+              f"(catch-up job (b'): {speed_b1:,.0f})")
         db.session.remove()
     if not args.keep:
         with app.app_context():

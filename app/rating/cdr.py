@@ -28,6 +28,7 @@ before they are read and moved by `seconds_used = seconds_used + :n`.
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from datetime import date, datetime
 from decimal import Decimal
 from typing import NamedTuple
@@ -168,8 +169,9 @@ def rate_calls(call_ids) -> RatingSummary:
 
     with collector_paused():
         results, accounts = _rate_rows(session, calls, summary)
-        _store(session, results, utcnow(), pg)
-        _debit(results, {c.id: c for c in calls}, accounts, summary)
+        rated = [(r, c) for r, c in zip(results, calls) if r is not None]
+        _store(session, [r for r, _ in rated], utcnow(), pg)
+        _debit(rated, accounts, summary)
     return summary
 
 
@@ -189,12 +191,19 @@ class CallRecord(NamedTuple):
 
 
 class _Row(NamedTuple):
-    id: int                  # provisional key until the row has its Call id
+    """A CallRecord as rated and stored: strings cut to the column sizes, its tenant."""
+    id: int                  # provisional key (the order it came in) until it has its Call id
     tenant_id: int
     account_id: int
     destination: str
     started_at: datetime
     billsec: int
+    server: str
+    uniqueid: str
+    record: CallRecord
+
+
+_by_start = attrgetter("started_at", "id")    # bundle seconds go to the earliest calls first
 
 
 def store_rated_calls(records) -> RatingSummary:
@@ -227,59 +236,56 @@ def store_rated_calls(records) -> RatingSummary:
 
 def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSummary:
     summary = RatingSummary()
-    seen, fresh = set(), []
+    unique = {}                                   # (server, uniqueid) -> record; the first wins
     for r in records:
         key = (str(r.server)[:64], str(r.uniqueid)[:64])
-        if key not in seen:
-            seen.add(key)
-            fresh.append((key, r))
+        if key not in unique:
+            unique[key] = r
     if look_first:
-        stored = _stored_calls(session, [k for k, _ in fresh], pg)
-        fresh = [(k, r) for k, r in fresh if k not in stored]
-    summary.skipped = len(records) - len(fresh)
-    if not fresh:
+        for key in _stored_calls(session, list(unique), pg):
+            del unique[key]
+    summary.skipped = len(records) - len(unique)
+    if not unique:
         return summary
-    accounts = {a.id: a for a in session.execute(
-        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for _, r in fresh})))}
-    rows, by_row = [], {}
-    for n, (key, r) in enumerate(fresh, 1):
-        account = accounts.get(r.account_id)
-        if account is None:
+    tenant_of = dict(session.execute(
+        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for r in unique.values()}))
+    ).all())
+    rows = []
+    for n, ((server, uniqueid), r) in enumerate(unique.items()):
+        tenant_id = tenant_of.get(r.account_id)
+        if tenant_id is None:                     # not in this scope
             summary.skipped += 1
             continue
-        row = _Row(-n, account.tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
-                   max(int(r.billsec or 0), 0))
-        rows.append(row)
-        by_row[-n] = (key, r, row)
+        billsec = int(r.billsec or 0)
+        rows.append(_Row(n, tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
+                         billsec if billsec > 0 else 0, server, uniqueid, r))
     if not rows:
         return summary
-    rows.sort(key=lambda c: (c.started_at, -c.id))
-    results, accounts = _rate_rows(session, rows, summary)
+    rows.sort(key=_by_start)
+    results, accounts = _rate_rows(session, rows, summary)     # in scope: one result per row
     now = utcnow()
-    if pg:
-        ids = _call_ids(session, len(results))
-    else:
-        ids = [None] * len(results)
+    ids = _call_ids(session, len(rows)) if pg else [None] * len(rows)
     values = []
-    for call_id, res in zip(ids, results):
-        (server, uniqueid), rec, row = by_row[res.call_id]
-        values.append((call_id, row.tenant_id, row.account_id, server, uniqueid, str(rec.linkedid or "")[:64],
-                       str(rec.extension or "")[:40], row.destination, row.started_at, rec.answered_at,
-                       rec.ended_at, row.billsec, str(rec.disposition or "")[:20], now, res.country, res.rate_id,
-                       res.cost, res.bundle_seconds, res.charged_seconds, res.buy_cost, res.error[:120], now))
+    for call_id, row, res in zip(ids, rows, results):
+        rec = row.record
+        values.append((call_id, row.tenant_id, row.account_id, row.server, row.uniqueid,
+                       str(rec.linkedid or "")[:64], str(rec.extension or "")[:40], row.destination,
+                       row.started_at, rec.answered_at, rec.ended_at, row.billsec, str(rec.disposition or "")[:20],
+                       now, res.country, res.rate_id, res.cost, res.bundle_seconds, res.charged_seconds,
+                       res.buy_cost, res.error[:120], now))
     if pg:
         copy_rows(session, "calls", _CALL_COPY_COLUMNS, values)
     else:
         session.connection().execute(Call.__table__.insert(),
                                      [dict(zip(_CALL_COLUMNS[1:], v[1:])) for v in values])
-        found = dict(((s, u), i) for s, u, i in session.execute(
-            select(Call.server, Call.uniqueid, Call.id).where(Call.uniqueid.in_([v[4] for v in values]))))
+        found = {}
+        for chunk in _chunks([v[4] for v in values], 5000):
+            found.update(((s, u), i) for s, u, i in session.execute(
+                select(Call.server, Call.uniqueid, Call.id).where(Call.uniqueid.in_(chunk))))
         ids = [found[(v[3], v[4])] for v in values]
-    new_rows = {}
     for call_id, res in zip(ids, results):
-        new_rows[call_id] = by_row[res.call_id][2]
         res.call_id = call_id
-    _debit(results, new_rows, accounts, summary)
+    _debit(list(zip(results, rows)), accounts, summary)
     return summary
 
 
@@ -322,7 +328,8 @@ _CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 
 def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     """The rating itself, for rows with id, tenant_id, account_id, destination, started_at,
-    billsec (in the order bundles are used). Returns the results in that order, and the accounts."""
+    billsec (in the order bundles are used). Returns one result per row, in that order (None
+    for a row whose account is outside the scope), and the accounts."""
     account_ids = {c.account_id for c in calls}
     accounts = {a.id: a for a in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
@@ -363,35 +370,38 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
         else:
             terms[account_id] = (account.tenant_id, sheet.id, "")
 
-    results: dict[int, _Result] = {}
-    to_rate = defaultdict(list)          # (sheet id, day) -> calls
+    results: list[_Result | None] = []  # one per call, in order
+    pairs = []                           # (call, result) of the calls in scope
+    to_rate = defaultdict(list)          # (sheet id, day) -> (call, result)
     for c in calls:
         term = terms.get(c.account_id)
         if term is None:                 # not in this scope
             summary.skipped += 1
+            results.append(None)
             continue
-        r = results[c.id] = _Result(c.id, c.account_id)
+        r = _Result(c.id, c.account_id)
+        results.append(r)
+        pairs.append((c, r))
         answered = (c.billsec or 0) > 0
         if answered and internal and (term[0], c.destination) in internal:
             continue                     # an internal call: free
         if term[1] is None:
             r.error = term[2] if answered else ""
             continue
-        to_rate[(term[1], c.started_at.date())].append(c)
+        to_rate[(term[1], c.started_at.date())].append((c, r))
 
     bundle_calls = []                    # (call, tariff, currency, short) of calls to a country with minutes
     for (sheet_id, day), group in to_rate.items():
         sheet = sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day)
         short = short_call_of(sheet)
-        durations = [max(c.billsec or 0, 0) for c in group]
-        batch = index.rate_batch([c.destination or "" for c in group], durations, sheet.currency, short)
+        durations = [max(c.billsec or 0, 0) for c, _ in group]
+        batch = index.rate_batch([c.destination or "" for c, _ in group], durations, sheet.currency, short)
         rows = _as_list(batch.tariff_index)
         minor = _as_list(batch.minor)
         tariffs = index.tariffs
         to_decimal = minor_units_of(sheet.currency).to_decimal
-        for c, d, row, m in zip(group, durations, rows, minor):
-            r = results[c.id]
+        for (c, r), d, row, m in zip(group, durations, rows, minor):
             if row < 0:
                 r.error = f"no rate for {c.destination or 'an empty destination'}" if d else ""
                 continue
@@ -406,37 +416,37 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
             if d == 0:
                 continue
             if minutes > 0:
-                bundle_calls.append((c, t, sheet.currency, short))
+                bundle_calls.append((c, r, t, m, sheet.currency, short))
                 continue
             r.cost = to_decimal(m) if m else ZERO
             fb = t.first_block
             r.charged_seconds = fb + -(-(max(d, fb) - fb) // t.increment) * t.increment   # cost.billed_seconds
 
     if bundle_calls:
-        _use_bundles(session, bundle_calls, opened, results)
+        _use_bundles(session, bundle_calls, opened)
 
-    _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal)
-    return [results[c.id] for c in calls if c.id in results], accounts
+    _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal)
+    return results, accounts
 
 
-def _debit(results, calls_by_id, accounts, summary) -> None:
+def _debit(rated, accounts, summary) -> None:
+    """Ledger debits for (result, call) pairs: one entry `call:<call id>` per call that costs."""
     entries = []
     Entry = ledger.Entry
-    amounts: dict[int, list] = defaultdict(list)          # account id -> its charges
-    summary.rated += len(results)
-    for r in results:
+    sums: dict[int, Decimal] = {}                          # account id -> its charges
+    summary.rated += len(rated)
+    for r, c in rated:
         if r.bundle_seconds:
             summary.bundle_seconds += r.bundle_seconds
         if r.error:
             summary.errors += 1
         elif r.cost > 0:
-            c = calls_by_id[r.call_id]
             entries.append(Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
                                  f"Call to {c.destination}, {c.billsec} s"))
-            amounts[r.account_id].append(r.cost)
-    for account_id, costs in amounts.items():
+            sums[r.account_id] = sums.get(r.account_id, ZERO) + r.cost
+    for account_id, total in sums.items():
         currency = accounts[account_id].currency
-        summary.amounts[currency] = summary.amounts.get(currency, ZERO) + sum(costs)
+        summary.amounts[currency] = summary.amounts.get(currency, ZERO) + total
     if entries:
         # The keys are new: `call:<id>` of calls rated in this transaction (COPY, not INSERT).
         summary.charged = len(ledger.post_many(entries, new_keys=True))
@@ -457,9 +467,11 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
     """(tenant id, destination) pairs that are an active extension of that reseller."""
     from provisioning.models import Extension
 
+    longest = EXTENSION_MAX_CHARS
     wanted = {(accounts[c.account_id].tenant_id, c.destination) for c in calls
-              if c.destination and (c.billsec or 0) > 0 and c.account_id in accounts
-              and _could_be_extension(c.destination)}
+              # _could_be_extension, its common case first (a long number: not looked up)
+              if c.destination and (len(c.destination) <= longest or not c.destination.lstrip("+").isdigit())
+              and (c.billsec or 0) > 0 and c.account_id in accounts}
     if not wanted:
         return set()
     found = set()
@@ -478,15 +490,16 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
     return wanted & found
 
 
-def _use_bundles(session, bundle_calls, opened, results) -> None:
+def _use_bundles(session, bundle_calls, opened) -> None:
     """Bundle seconds first, then the rate, per account, country and period, oldest call first.
 
     The period's counter rows are created or locked by one upsert (no change) before they are
     read, so a concurrent rater of the same account waits; they move by `+ :n`.
     """
-    keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date())) for c, t, _, _ in bundle_calls})
+    keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date()))
+                   for c, _, t, _, _, _ in bundle_calls})
     tenant_of = {}
-    for c, t, _, _ in bundle_calls:
+    for c, _, _, _, _, _ in bundle_calls:
         tenant_of[c.account_id] = c.tenant_id
     used: dict[tuple, int] = {}
     if _is_pg(session):
@@ -514,14 +527,26 @@ def _use_bundles(session, bundle_calls, opened, results) -> None:
         for row in session.execute(stmt, execution_options={"all_tenants": True}):
             used[(row.account_id, row.country, row.period_start)] = row.seconds_used
     added: dict[tuple, int] = defaultdict(int)
-    for c, t, currency, short in bundle_calls:         # already in (started_at, id) order
+    zero = {}
+    for c, r, t, m, currency, short in bundle_calls:   # already in (started_at, id) order
         key = (c.account_id, t.country, bundle_period_start(c.started_at.date()))
         allowance = 60 * opened[c.account_id][t.country]
-        left = max(allowance - used[key] - added[key], 0)
-        rated = rate_call(c.billsec, t, currency, bundle_remaining_seconds=left, short_call=short)
-        r = results[c.id]
-        r.bundle_seconds, r.charged_seconds, r.cost = rated.bundle_seconds, rated.charged_seconds, rated.cost
-        added[key] += rated.bundle_seconds
+        left = allowance - used[key] - added[key]
+        d = c.billsec
+        # bundles.rate_call's three cases; the two common ones without Decimal arithmetic
+        if left <= 0:                  # the bundle is used up: the full formula, as rated (m)
+            r.cost = minor_units_of(currency).to_decimal(m) if m else ZERO
+            fb = t.first_block
+            r.charged_seconds = fb + -(-(max(d, fb) - fb) // t.increment) * t.increment
+        elif d <= left:                # wholly inside the bundle: free
+            if currency not in zero:
+                zero[currency] = quantize(ZERO, currency)
+            r.bundle_seconds, r.cost = d, zero[currency]
+            added[key] += d
+        else:                          # crosses the end of the bundle
+            rated = rate_call(d, t, currency, bundle_remaining_seconds=left, short_call=short)
+            r.bundle_seconds, r.charged_seconds, r.cost = rated.bundle_seconds, rated.charged_seconds, rated.cost
+            added[key] += rated.bundle_seconds
     moved = [(a, country, period, n) for (a, country, period), n in sorted(added.items()) if n]
     if not moved:
         return
@@ -543,31 +568,28 @@ def _use_bundles(session, bundle_calls, opened, results) -> None:
             [{"_a": a, "_c": c, "_p": p, "_n": n} for a, c, p, n in moved])
 
 
-def _buy_costs(calls, accounts, buy_of_tenant, buy_sheets, results, internal) -> None:
+def _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal) -> None:
     """What the account's reseller pays its parent for each call: the full call, no bundles."""
     groups = defaultdict(list)
     buy_of_account = {}                  # account id -> (buy sheet id, 0 in its currency), or None
     for account_id, account in accounts.items():
         sheet = buy_sheets.get(buy_of_tenant.get(account.tenant_id))
         buy_of_account[account_id] = (sheet.id, quantize(ZERO, sheet.currency)) if sheet is not None else None
-    for c in calls:
-        r = results.get(c.id)
-        if r is None:
-            continue
+    for c, r in pairs:
         buy = buy_of_account[c.account_id]
         if buy is None:
             continue
         if (c.billsec or 0) <= 0 or (internal and (accounts[c.account_id].tenant_id, c.destination) in internal):
             r.buy_cost = buy[1]
             continue
-        groups[(buy[0], c.started_at.date())].append(c)
+        groups[(buy[0], c.started_at.date())].append((c, r))
     for (sheet_id, day), group in groups.items():
         sheet = buy_sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day, all_tenants=True)
-        batch = index.rate_batch([c.destination or "" for c in group], [c.billsec for c in group],
+        batch = index.rate_batch([c.destination or "" for c, _ in group], [c.billsec for c, _ in group],
                                  sheet.currency, short_call_of(sheet))
-        for c, cost in zip(group, batch.costs()):
-            results[c.id].buy_cost = cost
+        for (_, r), cost in zip(group, batch.costs()):
+            r.buy_cost = cost
 
 
 def _store(session, results, now: datetime, pg: bool) -> None:

@@ -287,6 +287,41 @@ def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, mak
     assert (again.rated, again.skipped) == (0, 4) and balance(account.id) == Decimal("9.76")
 
 
+def test_the_bulk_path_agrees_with_bundles_rate_call_on_random_calls(app, make_tenant, make_account):
+    """The writer rates bundle calls with integers where it can: every call, in start order,
+    must get what app.rating.bundles.rate_call gives with the bundle seconds left then."""
+    import random
+
+    from app.calls import Call
+    from app.rating.bundles import rate_call
+    from app.rating.cdr import CallRecord, store_rated_calls
+    from app.rating.cost import ShortCallCharge, Tariff
+
+    rng = random.Random(7)
+    tenant = make_tenant()
+    account = make_account(tenant, credit="1000")
+    give_plan(account, make_sheet(tenant, [UK_ROW], short_call=(8, "0.02")), [("GB", 3)])   # 180 s a month
+    tariff = Tariff("44", "GB", "", Decimal("0.10"), Decimal("0.05"), 30, 6)
+    short = ShortCallCharge(8, Decimal("0.02"))
+    durations = [rng.choice([0, 3, 7, 9, 31, 45, 61, 200]) for _ in range(40)]
+    records = [CallRecord(account.id, "pbx8", f"rand.{n:02d}", UK, datetime(2025, 5, 3, 9, n), d)
+               for n, d in enumerate(durations)]
+    rng.shuffle(records)                                               # any arrival order
+    with tenant_scope(tenant.id):
+        store_rated_calls(records)
+        db.session.commit()
+    left, expected = 180, []
+    for d in durations:
+        r = rate_call(d, tariff, "USD", bundle_remaining_seconds=left, short_call=short)
+        left -= r.bundle_seconds
+        expected.append((r.bundle_seconds, r.charged_seconds if d else 0, r.cost))
+    with unscoped():
+        got = [(c.bundle_seconds, c.charged_seconds, c.cost) for c in db.session.execute(
+            select(Call).where(Call.server == "pbx8").order_by(Call.uniqueid)).scalars()]
+    assert got == expected
+    assert sum(b for b, _, _ in got) == 180 and no_mismatch()
+
+
 def test_a_batch_mixing_stored_and_new_calls_charges_and_counts_bundle_seconds_once(app, make_tenant, make_account):
     """The first, optimistic write meets a stored call: its savepoint is rolled back with the
     bundle and ledger moves it made, and the batch is written again without that call."""

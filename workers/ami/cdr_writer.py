@@ -76,6 +76,10 @@ class CdrWriter:
         self._thread.shutdown(wait=wait, cancel_futures=not wait)
 
 
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
 def utc_naive(value) -> datetime | None:
     """Epoch seconds or an aware datetime -> naive UTC (the columns' convention)."""
     if value is None:
@@ -83,7 +87,9 @@ def utc_naive(value) -> datetime | None:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
     if value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        # Exact, and a tenth of the time of astimezone().replace(tzinfo=None): this runs
+        # three times per CDR.
+        return _NAIVE_EPOCH + (value - _UTC_EPOCH)
     return value
 
 
@@ -101,18 +107,27 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
                         record.get("channel"), record.get("destination"), record.get("billsec"))
             continue
         end = utc_naive(record.get("end"))
-        by_tenant.setdefault(ids[1], []).append(CallRecord(
-            ids[0], str(record.get("server") or ""), str(record["uniqueid"]), str(record.get("destination") or ""),
-            utc_naive(record.get("start")) or end or utc_naive(time.time()),
-            max(int(record.get("billsec") or 0), 0), utc_naive(record.get("answer")), end,
-            str(record.get("disposition") or ""), str(record.get("extension") or ""),
-            str(record.get("linkedid") or "")))
+        calls = by_tenant.get(ids[1])
+        if calls is None:
+            calls = by_tenant[ids[1]] = []
+        calls.append(CallRecord(
+            ids[0], record.get("server") or "", record["uniqueid"], record.get("destination") or "",
+            utc_naive(record.get("start")) or end or utc_naive(time.time()), record.get("billsec") or 0,
+            utc_naive(record.get("answer")), end, record.get("disposition") or "", record.get("extension") or "",
+            record.get("linkedid") or ""))
     return by_tenant
 
 
 def write_cdrs(records: list[dict]) -> int:
     """Store and rate a batch of CDRs in one transaction (see the module). Runs in an app
     context; commits. Returns the number of calls written now."""
+    from app.bulk import collector_paused
+
+    with collector_paused():
+        return _write_cdrs(records)
+
+
+def _write_cdrs(records: list[dict]) -> int:
     from app.accounts import Account
     from app.extensions import db
     from tenants.scope import unscoped

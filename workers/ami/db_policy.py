@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from .cdr_writer import CdrWriter, utc_naive, write_cdrs
 from .policy import (ACCOUNT_CLOSED, ACCOUNT_DISABLED, ACCOUNT_EXPIRED, ACCOUNT_SUSPENDED, ADMITTED,
@@ -126,24 +126,32 @@ class DatabasePolicy:
         self._cdrs.close(wait=wait)
         self._builder.shutdown(wait=wait, cancel_futures=True)
 
-    def warm_up(self) -> None:
-        """Build, in the background, the prefix index of every rate sheet an active account's
-        plan uses (a 60,000-prefix sheet takes a second or two: not at a call's admission)."""
-        self._builder.submit(self._in_app, self._warm_up_db, ())
+    def warm_up(self, *, wait: bool = False) -> None:
+        """Build the prefix index of every rate sheet an active account's plan uses, and of its
+        reseller's buy sheet (the CDR writer prices both), in the background unless `wait`:
+        a 60,000-prefix sheet takes a second or two, not for a call's admission or a CDR batch."""
+        if wait:
+            self._in_app(self._warm_up_db, ())
+        else:
+            self._builder.submit(self._in_app, self._warm_up_db, ())
 
     def _warm_up_db(self) -> None:
         from app.accounts import Account
         from app.billing.models import ServicePlan
         from app.extensions import db
         from app.rating.models import RateSheet
+        from tenants.models import Tenant
         from tenants.scope import unscoped
 
         day = datetime.now(timezone.utc).date()
+        active = Account.status == "active"
         with unscoped():
             sheets = db.session.execute(
-                select(RateSheet.id, RateSheet.version).where(RateSheet.id.in_(
-                    select(ServicePlan.rate_sheet_id).join(Account, Account.id == ServicePlan.account_id)
-                    .where(Account.status == "active")))).all()
+                select(RateSheet.id, RateSheet.version).where(or_(
+                    RateSheet.id.in_(select(ServicePlan.rate_sheet_id)
+                                     .join(Account, Account.id == ServicePlan.account_id).where(active)),
+                    RateSheet.id.in_(select(Tenant.buy_rate_sheet_id)
+                                     .where(Tenant.id.in_(select(Account.tenant_id).where(active))))))).all()
         for sheet_id, version in sheets:
             self._build_index(sheet_id, (version, day))
         if sheets:

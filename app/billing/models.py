@@ -38,7 +38,8 @@ class PlanCountry(AccountOwned, db.Model):
 class BundleUsage(AccountOwned, db.Model):
     """Bundle seconds used per account, country and billing period (a new period starts at 0)."""
     __tablename__ = "bundle_usage"
-    __table_args__ = (UniqueConstraint("account_id", "country", "period_start"),)
+    # Rewritten by every rated batch: room on each page keeps those updates HOT.
+    __table_args__ = (UniqueConstraint("account_id", "country", "period_start"), {"postgresql_with": {"fillfactor": 80}})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     country: Mapped[str] = mapped_column(String(2))

@@ -503,17 +503,30 @@ def _use_bundles(session, bundle_calls, opened) -> None:
         tenant_of[c.account_id] = c.tenant_id
     used: dict[tuple, int] = {}
     if _is_pg(session):
-        # One statement for the batch, however many counters (the accounts come from the scope).
-        a, c, p = (list(x) for x in zip(*keys))
-        for row in session.execute(text(
+        # A few statements for the batch, however many counters (the accounts come from the
+        # scope): lock and read the counters; create the missing ones (a new period, a new
+        # country), then lock and read those. Locking by a no-op upsert would write a new
+        # version of every counter in every batch.
+        def lock(wanted):
+            a, c, p = (list(x) for x in zip(*wanted))
+            for row in session.execute(text(
+                    "SELECT u.account_id, u.country, u.period_start, u.seconds_used FROM bundle_usage u"
+                    " JOIN unnest(CAST(:a AS integer[]), CAST(:c AS varchar[]), CAST(:p AS date[])) AS v(a, c, p)"
+                    " ON u.account_id = v.a AND u.country = v.c AND u.period_start = v.p"
+                    " ORDER BY u.account_id, u.country, u.period_start FOR UPDATE OF u"), {"a": a, "c": c, "p": p}):
+                used[(row.account_id, row.country, row.period_start)] = row.seconds_used
+
+        lock(keys)
+        missing = [k for k in keys if k not in used]
+        if missing:
+            a, c, p = (list(x) for x in zip(*missing))
+            session.execute(text(
                 "INSERT INTO bundle_usage (tenant_id, account_id, country, period_start, seconds_used)"
                 " SELECT t, a, c, p, 0 FROM unnest(CAST(:t AS integer[]), CAST(:a AS integer[]),"
                 " CAST(:c AS varchar[]), CAST(:p AS date[])) AS v(t, a, c, p)"
-                " ON CONFLICT (account_id, country, period_start)"
-                " DO UPDATE SET seconds_used = bundle_usage.seconds_used"
-                " RETURNING account_id, country, period_start, seconds_used"),
-                {"t": [tenant_of[x] for x in a], "a": a, "c": c, "p": p}):
-            used[(row.account_id, row.country, row.period_start)] = row.seconds_used
+                " ON CONFLICT (account_id, country, period_start) DO NOTHING"),
+                {"t": [tenant_of[x] for x in a], "a": a, "c": c, "p": p})
+            lock(missing)
         keys = []
     for chunk in _chunks(keys, 2000):
         insert = sqlite.insert

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 20:32:03.715473
+Create Date: 2026-11-22 21:19:37.251303
 
 """
 from alembic import op
@@ -150,7 +150,8 @@ def upgrade():
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_accounts_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
-    sa.UniqueConstraint('account_number', name=op.f('uq_accounts_account_number'))
+    sa.UniqueConstraint('account_number', name=op.f('uq_accounts_account_number')),
+    postgresql_with={'fillfactor': 80}
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.create_index('ix_accounts_account_number_prefix', ['account_number'], unique=False, postgresql_ops={'account_number': 'varchar_pattern_ops'})
@@ -193,7 +194,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_bundle_usage_account_id_accounts')),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_bundle_usage_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bundle_usage')),
-    sa.UniqueConstraint('account_id', 'country', 'period_start', name=op.f('uq_bundle_usage_account_id_country_period_start'))
+    sa.UniqueConstraint('account_id', 'country', 'period_start', name=op.f('uq_bundle_usage_account_id_country_period_start')),
+    postgresql_with={'fillfactor': 80}
     )
     with op.batch_alter_table('bundle_usage', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_bundle_usage_account_id'), ['account_id'], unique=False)

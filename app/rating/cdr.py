@@ -176,7 +176,9 @@ def rate_calls(call_ids) -> RatingSummary:
 
 
 class CallRecord(NamedTuple):
-    """A finished call not stored yet (`store_rated_calls`): the Call columns the switch gives."""
+    """A finished call not stored yet (`store_rated_calls`): the Call columns the switch gives,
+    as they are stored: strings within the column sizes, billsec ≥ 0, naive UTC (`of` makes
+    them so; `store_rated_calls` passes other objects through it)."""
     account_id: int
     server: str
     uniqueid: str
@@ -189,17 +191,23 @@ class CallRecord(NamedTuple):
     extension: str = ""
     linkedid: str = ""
 
+    @classmethod
+    def of(cls, account_id, server, uniqueid, destination, started_at, billsec, answered_at=None, ended_at=None,
+           disposition="", extension="", linkedid="") -> "CallRecord":
+        billsec = int(billsec or 0)
+        return cls(account_id, str(server or "")[:64], str(uniqueid)[:64], str(destination or "")[:40], started_at,
+                   billsec if billsec > 0 else 0, answered_at, ended_at, str(disposition or "")[:20],
+                   str(extension or "")[:40], str(linkedid or "")[:64])
+
 
 class _Row(NamedTuple):
-    """A CallRecord as rated and stored: strings cut to the column sizes, its tenant."""
+    """A CallRecord with its tenant, as `_rate_rows` reads calls."""
     id: int                  # provisional key (the order it came in) until it has its Call id
     tenant_id: int
     account_id: int
     destination: str
     started_at: datetime
     billsec: int
-    server: str
-    uniqueid: str
     record: CallRecord
 
 
@@ -220,7 +228,8 @@ def store_rated_calls(records) -> RatingSummary:
     its bundle and ledger moves, and the batch is written again without the stored calls.
     """
     session = db.session
-    records = [r if isinstance(r, CallRecord) else CallRecord(**r) for r in records]
+    records = [CallRecord.of(**r) if isinstance(r, dict) else r if r.__class__ is CallRecord else CallRecord.of(*r)
+               for r in records]
     session.flush()
     with collector_paused():
         if not _is_pg(session):
@@ -238,7 +247,7 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
     summary = RatingSummary()
     unique = {}                                   # (server, uniqueid) -> record; the first wins
     for r in records:
-        key = (str(r.server)[:64], str(r.uniqueid)[:64])
+        key = (r.server, r.uniqueid)
         if key not in unique:
             unique[key] = r
     if look_first:
@@ -251,14 +260,12 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
         select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for r in unique.values()}))
     ).all())
     rows = []
-    for n, ((server, uniqueid), r) in enumerate(unique.items()):
+    for n, r in enumerate(unique.values()):
         tenant_id = tenant_of.get(r.account_id)
         if tenant_id is None:                     # not in this scope
             summary.skipped += 1
             continue
-        billsec = int(r.billsec or 0)
-        rows.append(_Row(n, tenant_id, r.account_id, str(r.destination or "")[:40], r.started_at,
-                         billsec if billsec > 0 else 0, server, uniqueid, r))
+        rows.append(_Row(n, tenant_id, r.account_id, r.destination, r.started_at, r.billsec, r))
     if not rows:
         return summary
     rows.sort(key=_by_start)
@@ -268,9 +275,8 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
     values = []
     for call_id, row, res in zip(ids, rows, results):
         rec = row.record
-        values.append((call_id, row.tenant_id, row.account_id, row.server, row.uniqueid,
-                       str(rec.linkedid or "")[:64], str(rec.extension or "")[:40], row.destination,
-                       row.started_at, rec.answered_at, rec.ended_at, row.billsec, str(rec.disposition or "")[:20],
+        values.append((call_id, row.tenant_id, row.account_id, rec.server, rec.uniqueid, rec.linkedid, rec.extension,
+                       rec.destination, rec.started_at, rec.answered_at, rec.ended_at, rec.billsec, rec.disposition,
                        now, res.country, res.rate_id, res.cost, res.bundle_seconds, res.charged_seconds,
                        res.buy_cost, res.error[:120], now))
     if pg:

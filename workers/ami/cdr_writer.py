@@ -110,11 +110,11 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
         calls = by_tenant.get(ids[1])
         if calls is None:
             calls = by_tenant[ids[1]] = []
-        calls.append(CallRecord(
-            ids[0], record.get("server") or "", record["uniqueid"], record.get("destination") or "",
-            utc_naive(record.get("start")) or end or utc_naive(time.time()), record.get("billsec") or 0,
-            utc_naive(record.get("answer")), end, record.get("disposition") or "", record.get("extension") or "",
-            record.get("linkedid") or ""))
+        calls.append(CallRecord.of(
+            ids[0], record.get("server"), record["uniqueid"], record.get("destination"),
+            utc_naive(record.get("start")) or end or utc_naive(time.time()), record.get("billsec"),
+            utc_naive(record.get("answer")), end, record.get("disposition"), record.get("extension"),
+            record.get("linkedid")))
     return by_tenant
 
 

@@ -49,10 +49,14 @@ class CdrWriter:
     def submit(self, record: dict) -> Future:
         done: Future = Future()
         with self._lock:
-            self._pending.append((record, done))
             if not self._busy:
+                try:
+                    self._thread.submit(self._drain)
+                except RuntimeError as e:     # closed: the watcher is stopping
+                    done.set_exception(e)
+                    return done
                 self._busy = True
-                self._thread.submit(self._drain)
+            self._pending.append((record, done))
         return done
 
     def _drain(self) -> None:

@@ -272,13 +272,11 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
     results, accounts = _rate_rows(session, rows, summary)     # in scope: one result per row
     now = utcnow()
     ids = _call_ids(session, len(rows)) if pg else [None] * len(rows)
-    values = []
-    for call_id, row, res in zip(ids, rows, results):
-        rec = row.record
-        values.append((call_id, row.tenant_id, row.account_id, rec.server, rec.uniqueid, rec.linkedid, rec.extension,
-                       rec.destination, rec.started_at, rec.answered_at, rec.ended_at, rec.billsec, rec.disposition,
-                       now, res.country, res.rate_id, res.cost, res.bundle_seconds, res.charged_seconds,
-                       res.buy_cost, res.error[:120], now))
+    # The columns follow CallRecord's order, so a row is the record with the id, tenant and results around it.
+    values = [(call_id, row.tenant_id) + row.record
+              + (now, res.country, res.rate_id, res.cost, res.bundle_seconds, res.charged_seconds, res.buy_cost,
+                 res.error[:120] if res.error else "", now)
+              for call_id, row, res in zip(ids, rows, results)]
     if pg:
         copy_rows(session, "calls", _CALL_COPY_COLUMNS, values)
     else:
@@ -323,12 +321,13 @@ def _stored_calls(session, keys, pg: bool) -> set[tuple[str, str]]:
 
 
 # What store_rated_calls COPYs, with the PostgreSQL types of the binary format.
-_CALL_COLUMNS = ("id", "tenant_id", "account_id", "server", "uniqueid", "linkedid", "extension", "destination",
-                 "started_at", "answered_at", "ended_at", "billsec", "disposition", "rated_at", "country", "rate_id",
-                 "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error", "created_at")
-_CALL_TYPES = ("int4", "int4", "int4", "varchar", "varchar", "varchar", "varchar", "varchar",
-               "timestamp", "timestamp", "timestamp", "int4", "varchar", "timestamp", "varchar", "int4",
-               "numeric", "int4", "int4", "numeric", "varchar", "timestamp")
+_CALL_COLUMNS = ("id", "tenant_id") + CallRecord._fields + (
+    "rated_at", "country", "rate_id", "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error",
+    "created_at")
+_CALL_TYPES = ("int4", "int4",
+               "int4", "varchar", "varchar", "varchar", "timestamp", "int4", "timestamp", "timestamp", "varchar",
+               "varchar", "varchar",
+               "timestamp", "varchar", "int4", "numeric", "int4", "int4", "numeric", "varchar", "timestamp")
 _CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 
 

@@ -22,15 +22,15 @@ Rules where the issue was silent (docs/rating-database.md):
   minutes too), in the buy sheet's currency; NULL without a buy sheet or a matching prefix.
 
 Calls are locked (FOR UPDATE SKIP LOCKED on PostgreSQL) so the watcher rating a call at once
-and the periodic job never rate the same call twice; bundle counters are locked by an upsert
-before they are read and moved by `seconds_used = seconds_used + :n`.
+and the periodic job never rate the same call twice; bundle counters are locked (SELECT … FOR
+UPDATE, created first when missing) before they are read and moved by `seconds_used = seconds_used + :n`.
 """
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import attrgetter
 from datetime import date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import NamedTuple
 
 from sqlalchemy import Integer, String, any_, bindparam, or_, select, text, update
@@ -45,7 +45,7 @@ from app.calls import Call
 from app.extensions import db
 from app.money import quantize
 from app.rating.bundles import rate_call
-from app.rating.cost import ShortCallCharge, Tariff
+from app.rating.cost import ShortCallCharge, Tariff, billed_seconds
 from app.rating.index import PrefixIndex, get_index
 from app.rating.micro import minor_units_of
 from app.rating.models import Rate, RateSheet
@@ -395,7 +395,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
             continue
         to_rate[(term[1], c.started_at.date())].append((c, r))
 
-    bundle_calls = []                    # (call, tariff, currency, short) of calls to a country with minutes
+    bundle_calls = []                    # (call, result, tariff, minor units, currency, short) to a country with minutes
     for (sheet_id, day), group in to_rate.items():
         sheet = sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day)
@@ -472,11 +472,9 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
     """(tenant id, destination) pairs that are an active extension of that reseller."""
     from provisioning.models import Extension
 
-    longest = EXTENSION_MAX_CHARS
     wanted = {(accounts[c.account_id].tenant_id, c.destination) for c in calls
-              # _could_be_extension, its common case first (a long number: not looked up)
-              if c.destination and (len(c.destination) <= longest or not c.destination.lstrip("+").isdigit())
-              and (c.billsec or 0) > 0 and c.account_id in accounts}
+              if c.destination and (c.billsec or 0) > 0 and c.account_id in accounts
+              and _could_be_extension(c.destination)}
     if not wanted:
         return set()
     found = set()
@@ -498,7 +496,7 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
 def _use_bundles(session, bundle_calls, opened) -> None:
     """Bundle seconds first, then the rate, per account, country and period, oldest call first.
 
-    The period's counter rows are created or locked by one upsert (no change) before they are
+    The period's counter rows are locked (and created first when missing) before they are
     read, so a concurrent rater of the same account waits; they move by `+ :n`.
     """
     keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date()))
@@ -554,8 +552,7 @@ def _use_bundles(session, bundle_calls, opened) -> None:
         # bundles.rate_call's three cases; the two common ones without Decimal arithmetic
         if left <= 0:                  # the bundle is used up: the full formula, as rated (m)
             r.cost = minor_units_of(currency).to_decimal(m) if m else ZERO
-            fb = t.first_block
-            r.charged_seconds = fb + -(-(max(d, fb) - fb) // t.increment) * t.increment
+            r.charged_seconds = billed_seconds(d, t.first_block, t.increment)
         elif d <= left:                # wholly inside the bundle: free
             if currency not in zero:
                 zero[currency] = quantize(ZERO, currency)

@@ -35,7 +35,8 @@ ATTEMPTS = 3
 
 
 class CdrWriter:
-    """Queue CDRs for `write(list[dict])`, run in one thread inside `run_in_app`."""
+    """Queue CDRs for `write(list[dict])`, called in one thread of its own (it brings its own
+    app context: DatabasePolicy passes `write_cdrs` wrapped in one)."""
 
     def __init__(self, write, *, max_batch: int = 50_000):
         self._write = write

@@ -197,36 +197,37 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     if missing:
         raise LookupError(f"accounts {sorted(missing)} not found in this scope")
 
-    running = {a: accounts[a].balance for a in account_ids}
+    # Running balances in MONEY_SCALE units: integer sums, and the COPY encodes them directly.
+    start = {a: int(accounts[a].balance.scaleb(MONEY_SCALE)) for a in account_ids}
+    running = dict(start)
     units = {c: Decimal(1).scaleb(-money.minor_units(c)) for c in {accounts[a].currency for a in account_ids}}
     unit_of = {a: units[accounts[a].currency] for a in account_ids}
     tenant_of = {a: accounts[a].tenant_id for a in account_ids}
-    to_decimal = money.to_decimal
-    now = utcnow()
-    rows = []
+    rounded: dict[tuple, tuple[Decimal, int]] = {}     # (amount, unit) -> (amount rounded, its units)
+    rows = []                            # tenant, account, amount, kind, key, description, units after
     for (account_id, key), e in batch.items():
-        # money.quantize's rule (half-up to the minor unit), the unit looked up once per currency
-        amount = to_decimal(e.amount).quantize(unit_of[account_id], ROUND_HALF_UP)
-        after = running[account_id] = running[account_id] + amount
-        rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after, now))
-    if new_keys and _copy_new_entries(session, rows):
+        unit = unit_of[account_id]
+        amount, scaled = rounded.get((e.amount, unit)) or _rounded(rounded, e.amount, unit)
+        after = running[account_id] = running[account_id] + scaled
+        rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after))
+    if new_keys and _copy_new_entries(session, rows, utcnow()):
         created = set(batch)
         # every entry went in: each account moves by its running total
-        sums = {a: running[a] - accounts[a].balance for a in account_ids}
+        sums = {a: Decimal(running[a] - start[a]).scaleb(-MONEY_SCALE) for a in account_ids}
     else:
-        inserted = _insert_entries(session, rows, now)
+        inserted = _insert_entries(session, [r[:6] + (Decimal(r[6]).scaleb(-MONEY_SCALE),) for r in rows], utcnow())
         created = {(r.account_id, r.idempotency_key) for r in inserted}
         sums = {}
-        for _, account_id, amount, _, key, _, _, _ in rows:
+        for _, account_id, amount, _, key, _, _ in rows:
             if (account_id, key) in created:
                 sums[account_id] = sums.get(account_id, Decimal(0)) + amount
         if created and len(created) < len(rows):
             # Some keys were taken already: the balance_after of the entries written after
             # them in the same account assumed they would be inserted. Recompute those (rare).
             ids = {(r.account_id, r.idempotency_key): r.id for r in inserted}
-            partial = {a for _, a, _, _, k, _, _, _ in rows if (a, k) not in created}
+            partial = {a for _, a, _, _, k, _, _ in rows if (a, k) not in created}
             fixed = {a: accounts[a].balance for a in partial}
-            for _, account_id, amount, _, key, _, _, _ in rows:
+            for _, account_id, amount, _, key, _, _ in rows:
                 if account_id in partial and (account_id, key) in created:
                     fixed[account_id] += amount
                     session.execute(update(LedgerEntry).where(LedgerEntry.id == ids[(account_id, key)])
@@ -246,20 +247,27 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     return created
 
 
-_ENTRY_COLUMNS = (("tenant_id", "int4"), ("account_id", "int4"), ("amount", "numeric"), ("kind", "varchar"),
-                  ("idempotency_key", "varchar"), ("description", "varchar"), ("balance_after", "numeric"),
-                  ("created_at", "timestamp"))
+def _rounded(rounded: dict, amount, unit: Decimal) -> tuple[Decimal, int]:
+    """money.quantize's rule (half-up to the currency's minor unit), kept per amount: a rating
+    batch posts a few thousand distinct call costs."""
+    value = money.to_decimal(amount).quantize(unit, ROUND_HALF_UP)
+    rounded[(amount, unit)] = result = (value, int(value.scaleb(MONEY_SCALE)))
+    return result
 
 
-def _copy_new_entries(session, rows) -> bool:
+def _copy_new_entries(session, rows, now) -> bool:
     """COPY the rows in a savepoint; False (nothing written) if a key was taken after all."""
     from psycopg.errors import UniqueViolation
 
-    from app.bulk import copy_rows
+    from app.bulk import NUMERIC_BINARY, copy_rows, numeric_binary, scaled_numeric_binary
 
+    columns = (("tenant_id", "int4"), ("account_id", "int4"), ("amount", NUMERIC_BINARY), ("kind", "varchar"),
+               ("idempotency_key", "varchar"), ("description", "varchar"), ("balance_after", NUMERIC_BINARY),
+               ("created_at", "timestamp"))
     try:
         with session.begin_nested():
-            copy_rows(session, "ledger_entries", _ENTRY_COLUMNS, rows)
+            copy_rows(session, "ledger_entries", columns,
+                      [(t, a, numeric_binary(m), k, i, d, scaled_numeric_binary(b), now) for t, a, m, k, i, d, b in rows])
     except UniqueViolation:
         return False
     return True

@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import ledger
 from app.accounts import Account
-from app.bulk import collector_paused, copy_rows
+from app.bulk import NUMERIC_BINARY, collector_paused, copy_rows, numeric_binary
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan
 from app.calls import Call
 from app.extensions import db
@@ -133,8 +133,8 @@ def _chunks(values, n=_CHUNK):
 
 @dataclass(slots=True)
 class _Result:
-    call_id: int
     account_id: int
+    call_id: int | None = None         # set by the caller, which knows the call's id
     country: str = ""
     rate_id: int | None = None
     cost: Decimal = ZERO
@@ -170,6 +170,8 @@ def rate_calls(call_ids) -> RatingSummary:
     with collector_paused():
         results, accounts = _rate_rows(session, calls, summary)
         rated = [(r, c) for r, c in zip(results, calls) if r is not None]
+        for r, c in rated:
+            r.call_id = c.id
         _store(session, [r for r, _ in rated], utcnow(), pg)
         _debit(rated, accounts, summary)
     return summary
@@ -195,23 +197,13 @@ class CallRecord(NamedTuple):
     def of(cls, account_id, server, uniqueid, destination, started_at, billsec, answered_at=None, ended_at=None,
            disposition="", extension="", linkedid="") -> "CallRecord":
         billsec = int(billsec or 0)
-        return cls(account_id, str(server or "")[:64], str(uniqueid)[:64], str(destination or "")[:40], started_at,
-                   billsec if billsec > 0 else 0, answered_at, ended_at, str(disposition or "")[:20],
-                   str(extension or "")[:40], str(linkedid or "")[:64])
+        # tuple.__new__: a namedtuple's own __new__ is a Python function, and this runs per CDR
+        return tuple.__new__(cls, (account_id, str(server or "")[:64], str(uniqueid)[:64], str(destination or "")[:40],
+                                   started_at, billsec if billsec > 0 else 0, answered_at, ended_at,
+                                   str(disposition or "")[:20], str(extension or "")[:40], str(linkedid or "")[:64]))
 
 
-class _Row(NamedTuple):
-    """A CallRecord with its tenant, as `_rate_rows` reads calls."""
-    id: int                  # provisional key (the order it came in) until it has its Call id
-    tenant_id: int
-    account_id: int
-    destination: str
-    started_at: datetime
-    billsec: int
-    record: CallRecord
-
-
-_by_start = attrgetter("started_at", "id")    # bundle seconds go to the earliest calls first
+_by_start = attrgetter("started_at")    # bundle seconds go to the earliest calls first (a stable sort)
 
 
 def store_rated_calls(records) -> RatingSummary:
@@ -256,26 +248,20 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
     summary.skipped = len(records) - len(unique)
     if not unique:
         return summary
-    tenant_of = dict(session.execute(
-        select(Account.id, Account.tenant_id).where(_in(session, Account.id, {r.account_id for r in unique.values()}))
-    ).all())
-    rows = []
-    for n, r in enumerate(unique.values()):
-        tenant_id = tenant_of.get(r.account_id)
-        if tenant_id is None:                     # not in this scope
-            summary.skipped += 1
-            continue
-        rows.append(_Row(n, tenant_id, r.account_id, r.destination, r.started_at, r.billsec, r))
-    if not rows:
-        return summary
-    rows.sort(key=_by_start)
-    results, accounts = _rate_rows(session, rows, summary)     # in scope: one result per row
+    rows = sorted(unique.values(), key=_by_start)         # records; equal starts keep their order
+    results, accounts = _rate_rows(session, rows, summary)
+    if summary.skipped > len(records) - len(unique):       # accounts outside the scope: not stored
+        rows, results = [c for c, r in zip(rows, results) if r is not None], [r for r in results if r is not None]
+        if not rows:
+            return summary
     now = utcnow()
     ids = _call_ids(session, len(rows)) if pg else [None] * len(rows)
     # The columns follow CallRecord's order, so a row is the record with the id, tenant and results around it.
-    values = [(call_id, row.tenant_id) + row.record
-              + (now, res.country, res.rate_id, res.cost, res.bundle_seconds, res.charged_seconds, res.buy_cost,
-                 res.error[:120] if res.error else "", now)
+    money = numeric_binary if pg else _unchanged     # the COPY takes money already encoded
+    tenant_of = {a: account.tenant_id for a, account in accounts.items()}
+    values = [(call_id, tenant_of[row.account_id]) + row
+              + (now, res.country, res.rate_id, money(res.cost), res.bundle_seconds, res.charged_seconds,
+                 money(res.buy_cost), res.error[:120] if res.error else "", now)
               for call_id, row, res in zip(ids, rows, results)]
     if pg:
         copy_rows(session, "calls", _CALL_COPY_COLUMNS, values)
@@ -291,6 +277,10 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
         res.call_id = call_id
     _debit(list(zip(results, rows)), accounts, summary)
     return summary
+
+
+def _unchanged(value):
+    return value
 
 
 def _call_ids(session, n: int) -> list[int]:
@@ -327,14 +317,14 @@ _CALL_COLUMNS = ("id", "tenant_id") + CallRecord._fields + (
 _CALL_TYPES = ("int4", "int4",
                "int4", "varchar", "varchar", "varchar", "timestamp", "int4", "timestamp", "timestamp", "varchar",
                "varchar", "varchar",
-               "timestamp", "varchar", "int4", "numeric", "int4", "int4", "numeric", "varchar", "timestamp")
+               "timestamp", "varchar", "int4", NUMERIC_BINARY, "int4", "int4", NUMERIC_BINARY, "varchar", "timestamp")
 _CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 
 
 def _rate_rows(session, calls, summary) -> tuple[list, dict]:
-    """The rating itself, for rows with id, tenant_id, account_id, destination, started_at,
-    billsec (in the order bundles are used). Returns one result per row, in that order (None
-    for a row whose account is outside the scope), and the accounts."""
+    """The rating itself, for rows with account_id, destination, started_at, billsec (in the
+    order bundles are used). Returns one result per row, in that order (None for a row whose
+    account is outside the scope; the caller sets each result's call_id), and the accounts."""
     account_ids = {c.account_id for c in calls}
     accounts = {a.id: a for a in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
@@ -384,7 +374,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
             summary.skipped += 1
             results.append(None)
             continue
-        r = _Result(c.id, c.account_id)
+        r = _Result(c.account_id)
         results.append(r)
         pairs.append((c, r))
         answered = (c.billsec or 0) > 0
@@ -428,7 +418,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
             r.charged_seconds = fb + -(-(max(d, fb) - fb) // t.increment) * t.increment   # cost.billed_seconds
 
     if bundle_calls:
-        _use_bundles(session, bundle_calls, opened)
+        _use_bundles(session, bundle_calls, opened, accounts)
 
     _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal)
     return results, accounts
@@ -493,7 +483,7 @@ def _internal_destinations(session, calls, accounts) -> set[tuple[int, str]]:
     return wanted & found
 
 
-def _use_bundles(session, bundle_calls, opened) -> None:
+def _use_bundles(session, bundle_calls, opened, accounts) -> None:
     """Bundle seconds first, then the rate, per account, country and period, oldest call first.
 
     The period's counter rows are locked (and created first when missing) before they are
@@ -501,9 +491,7 @@ def _use_bundles(session, bundle_calls, opened) -> None:
     """
     keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date()))
                    for c, _, t, _, _, _ in bundle_calls})
-    tenant_of = {}
-    for c, _, _, _, _, _ in bundle_calls:
-        tenant_of[c.account_id] = c.tenant_id
+    tenant_of = {a: account.tenant_id for a, account in accounts.items()}
     used: dict[tuple, int] = {}
     if _is_pg(session):
         # A few statements for the batch, however many counters (the accounts come from the

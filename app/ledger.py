@@ -7,7 +7,7 @@ writes nothing and gets the first entry back. Invariant, for every account:
 """
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import NamedTuple
 
 from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, select, text, update
@@ -200,14 +200,15 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     # Running balances in MONEY_SCALE units: integer sums, and the COPY encodes them directly.
     start = {a: int(accounts[a].balance.scaleb(MONEY_SCALE)) for a in account_ids}
     running = dict(start)
-    units = {c: Decimal(1).scaleb(-money.minor_units(c)) for c in {accounts[a].currency for a in account_ids}}
-    unit_of = {a: units[accounts[a].currency] for a in account_ids}
     tenant_of = {a: accounts[a].tenant_id for a in account_ids}
-    rounded: dict[tuple, tuple[Decimal, int]] = {}     # (amount, unit) -> (amount rounded, its units)
+    # Per currency: amount -> (amount rounded by money.quantize's rule, in MONEY_SCALE units).
+    # A rating batch posts a few thousand distinct call costs.
+    rounded_in = {c: _Rounded(c) for c in {accounts[a].currency for a in account_ids}}
+    rounded_of = {a: rounded_in[accounts[a].currency] for a in account_ids}
     rows = []                            # tenant, account, amount, kind, key, description, units after
     for (account_id, key), e in batch.items():
-        unit = unit_of[account_id]
-        amount, scaled = rounded.get((e.amount, unit)) or _rounded(rounded, e.amount, unit)
+        rounded = rounded_of[account_id]
+        amount, scaled = rounded.get(e.amount) or rounded.add(e.amount)
         after = running[account_id] = running[account_id] + scaled
         rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after))
     if new_keys and _copy_new_entries(session, rows, utcnow()):
@@ -247,12 +248,17 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     return created
 
 
-def _rounded(rounded: dict, amount, unit: Decimal) -> tuple[Decimal, int]:
-    """money.quantize's rule (half-up to the currency's minor unit), kept per amount: a rating
-    batch posts a few thousand distinct call costs."""
-    value = money.to_decimal(amount).quantize(unit, ROUND_HALF_UP)
-    rounded[(amount, unit)] = result = (value, int(value.scaleb(MONEY_SCALE)))
-    return result
+class _Rounded(dict):
+    """amount -> (money.quantize(amount), the same in MONEY_SCALE units), for one currency."""
+
+    def __init__(self, currency: str):
+        super().__init__()
+        self.currency = currency
+
+    def add(self, amount) -> tuple[Decimal, int]:
+        value = money.quantize(amount, self.currency)
+        self[amount] = result = (value, int(value.scaleb(MONEY_SCALE)))
+        return result
 
 
 def _copy_new_entries(session, rows, now) -> bool:

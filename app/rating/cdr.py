@@ -427,8 +427,9 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
 def _debit(rated, accounts, summary) -> None:
     """Ledger debits for (result, call) pairs: one entry `call:<call id>` per call that costs."""
     entries = []
-    Entry = ledger.Entry
-    sums: dict[int, Decimal] = {}                          # account id -> its charges
+    new, Entry = tuple.__new__, ledger.Entry          # a namedtuple's own __new__ is Python code
+    debits: dict[Decimal, Decimal] = {}                # cost -> its debit: costs repeat
+    sums: dict[int, Decimal] = {}                      # account id -> its charges
     summary.rated += len(rated)
     for r, c in rated:
         if r.bundle_seconds:
@@ -436,8 +437,11 @@ def _debit(rated, accounts, summary) -> None:
         if r.error:
             summary.errors += 1
         elif r.cost > 0:
-            entries.append(Entry(r.account_id, -r.cost, "call", f"call:{r.call_id}",
-                                 f"Call to {c.destination}, {c.billsec} s"))
+            debit = debits.get(r.cost)
+            if debit is None:
+                debit = debits[r.cost] = -r.cost
+            entries.append(new(Entry, (r.account_id, debit, "call", f"call:{r.call_id}",
+                                       f"Call to {c.destination}, {c.billsec} s")))
             sums[r.account_id] = sums.get(r.account_id, ZERO) + r.cost
     for account_id, total in sums.items():
         currency = accounts[account_id].currency

@@ -102,24 +102,24 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
     """The CDRs of known accounts as CallRecords, per tenant id; the others are logged."""
     from app.rating.cdr import CallRecord
 
+    of = CallRecord.of
     by_tenant: dict[int, list] = {}
     for record in records:
-        number = record.get("accountcode") or ""
-        ids = accounts.get(number)
+        get = record.get
+        ids = accounts.get(get("accountcode") or "")
         if ids is None:
-            log.warning("CDR %s/%s names %s: not stored (%s to %s, %ss)", record.get("server"),
-                        record.get("uniqueid"), f"unknown account {number}" if number else "no account code",
-                        record.get("channel"), record.get("destination"), record.get("billsec"))
+            number = get("accountcode")
+            log.warning("CDR %s/%s names %s: not stored (%s to %s, %ss)", get("server"), get("uniqueid"),
+                        f"unknown account {number}" if number else "no account code", get("channel"),
+                        get("destination"), get("billsec"))
             continue
-        end = utc_naive(record.get("end"))
         calls = by_tenant.get(ids[1])
         if calls is None:
             calls = by_tenant[ids[1]] = []
-        calls.append(CallRecord.of(
-            ids[0], record.get("server"), record["uniqueid"], record.get("destination"),
-            utc_naive(record.get("start")) or end or utc_naive(time.time()), record.get("billsec"),
-            utc_naive(record.get("answer")), end, record.get("disposition"), record.get("extension"),
-            record.get("linkedid")))
+        end, answer = utc_naive(get("end")), get("answer")
+        calls.append(of(ids[0], get("server"), record["uniqueid"], get("destination"),
+                        utc_naive(get("start")) or end or utc_naive(time.time()), get("billsec"),
+                        answer and utc_naive(answer), end, get("disposition"), get("extension"), get("linkedid")))
     return by_tenant
 
 

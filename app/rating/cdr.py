@@ -333,9 +333,12 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
         select(ServicePlan.id, ServicePlan.account_id, ServicePlan.rate_sheet_id)
         .where(_in(session, ServicePlan.account_id, account_ids)))}
     opened: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in session.execute(select(PlanCountry.account_id, PlanCountry.country, PlanCountry.minutes)
-                               .where(_in(session, PlanCountry.account_id, account_ids))):
-        opened[row.account_id][row.country] = row.minutes
+    # Unpacked, not row.name: a Row's attribute goes through a failed type lookup first (tens of
+    # thousands of rows per batch).
+    for account_id, country, minutes in session.execute(
+            select(PlanCountry.account_id, PlanCountry.country, PlanCountry.minutes)
+            .where(_in(session, PlanCountry.account_id, account_ids))):
+        opened[account_id][country] = minutes
     sheet_ids = {p.rate_sheet_id for p in plans.values() if p.rate_sheet_id}
     sheets = {s.id: s for s in session.execute(
         select(RateSheet).where(_in(session, RateSheet.id, sheet_ids))).scalars()} if sheet_ids else {}

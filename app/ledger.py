@@ -150,6 +150,14 @@ class Entry(NamedTuple):
     description: str = ""
 
 
+class _LockedAccount(NamedTuple):
+    id: int
+    tenant_id: int
+    currency: str
+    account_number: str
+    balance: Decimal
+
+
 def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     """Post many entries at once, with `post()`'s guarantees. Flushes, never commits.
 
@@ -186,7 +194,8 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     session.flush()
     account_ids = sorted({a for a, _ in batch})
     # Scoped read: an account outside the current tenant scope does not exist here.
-    accounts = {row.id: row for row in session.execute(
+    # Unpacked rows: a Row's attribute access goes through a failed type lookup first.
+    accounts = {row[0]: tuple.__new__(_LockedAccount, row) for row in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number, Account.balance)
         .where(Account.id.in_(account_ids)).order_by(Account.id)
         # FOR NO KEY UPDATE, as post()'s UPDATE takes: a concurrent INSERT that references the

@@ -203,6 +203,13 @@ class CallRecord(NamedTuple):
                                    str(disposition or "")[:20], str(extension or "")[:40], str(linkedid or "")[:64]))
 
 
+class _Account(NamedTuple):
+    id: int
+    tenant_id: int
+    currency: str
+    account_number: str
+
+
 _by_start = attrgetter("started_at")    # bundle seconds go to the earliest calls first (a stable sort)
 
 
@@ -325,21 +332,21 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     """The rating itself, for rows with account_id, destination, started_at, billsec (in the
     order bundles are used). Returns one result per row, in that order (None for a row whose
     account is outside the scope; the caller sets each result's call_id), and the accounts."""
+    # Rows are unpacked, never read as row.name: a Row's attribute goes through a failed type
+    # lookup first, and a batch reads tens of thousands of them.
     account_ids = {c.account_id for c in calls}
-    accounts = {a.id: a for a in session.execute(
+    accounts = {a[0]: tuple.__new__(_Account, a) for a in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
         .where(_in(session, Account.id, account_ids)))}
-    plans = {p.account_id: p for p in session.execute(
-        select(ServicePlan.id, ServicePlan.account_id, ServicePlan.rate_sheet_id)
-        .where(_in(session, ServicePlan.account_id, account_ids)))}
+    sheet_of_plan = dict(session.execute(                  # account id -> its plan's rate sheet id
+        select(ServicePlan.account_id, ServicePlan.rate_sheet_id)
+        .where(_in(session, ServicePlan.account_id, account_ids))).all())
     opened: dict[int, dict[str, int]] = defaultdict(dict)
-    # Unpacked, not row.name: a Row's attribute goes through a failed type lookup first (tens of
-    # thousands of rows per batch).
     for account_id, country, minutes in session.execute(
             select(PlanCountry.account_id, PlanCountry.country, PlanCountry.minutes)
             .where(_in(session, PlanCountry.account_id, account_ids))):
         opened[account_id][country] = minutes
-    sheet_ids = {p.rate_sheet_id for p in plans.values() if p.rate_sheet_id}
+    sheet_ids = {s for s in sheet_of_plan.values() if s}
     sheets = {s.id: s for s in session.execute(
         select(RateSheet).where(_in(session, RateSheet.id, sheet_ids))).scalars()} if sheet_ids else {}
     tenant_ids = {a.tenant_id for a in accounts.values()}
@@ -356,9 +363,8 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     # What each account's calls are rated with (or why they cannot be), worked out once.
     terms = {}                           # account id -> (tenant id, sheet id or None, error)
     for account_id, account in accounts.items():
-        plan = plans.get(account_id)
-        sheet = sheets.get(plan.rate_sheet_id) if plan and plan.rate_sheet_id else None
-        if plan is None:
+        sheet = sheets.get(sheet_of_plan.get(account_id))
+        if account_id not in sheet_of_plan:
             terms[account_id] = (account.tenant_id, None, "the account has no service plan")
         elif sheet is None:
             terms[account_id] = (account.tenant_id, None, "the account's plan has no rate sheet")

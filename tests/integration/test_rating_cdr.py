@@ -380,6 +380,36 @@ def test_post_many_posts_each_key_once_and_keeps_balance_equal_to_the_ledger(app
     assert no_mismatch()
 
 
+def test_post_many_by_copy_rounds_each_amount_once_and_writes_running_balances(app, make_tenant, make_account):
+    """The COPY path (new keys): amounts rounded per currency by money.quantize, balance_after
+    from integer running sums, through zero into the negative (a postpaid account)."""
+    tenant = make_tenant()
+    usd = make_account(tenant, credit="0.10", billing_type="postpaid", credit_limit=Decimal("100"))
+    jpy = make_account(tenant, credit="100", currency="JPY")
+    kwd = make_account(tenant, credit="1", currency="KWD")
+    entries = [(usd, "-0.125"), (jpy, "-0.5"), (usd, "-0.125"), (kwd, "-0.0005"), (usd, "0.004"),
+               (jpy, "-1234.4"), (kwd, "-1.2344"), (usd, "-1000000.005")]
+    with tenant_scope(tenant.id):
+        created = ledger.post_many([ledger.Entry(a.id, Decimal(m), "call", f"call:copy{i}")
+                                    for i, (a, m) in enumerate(entries)], new_keys=True)
+        db.session.commit()
+    assert len(created) == len(entries)
+    with unscoped():
+        from app.ledger import LedgerEntry
+        rows = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.amount, LedgerEntry.balance_after)
+                                  .where(LedgerEntry.kind == "call").order_by(LedgerEntry.id)).all()
+    by_account = {}
+    for account_id, amount, after in rows:
+        by_account.setdefault(account_id, []).append((amount, after))
+    assert by_account[usd.id] == [(Decimal("-0.13"), Decimal("-0.03")), (Decimal("-0.13"), Decimal("-0.16")),
+                                  (Decimal("0.00"), Decimal("-0.16")),
+                                  (Decimal("-1000000.01"), Decimal("-1000000.17"))]
+    assert by_account[jpy.id] == [(Decimal("-1"), Decimal("99")), (Decimal("-1234"), Decimal("-1135"))]
+    assert by_account[kwd.id] == [(Decimal("-0.001"), Decimal("0.999")), (Decimal("-1.234"), Decimal("-0.235"))]
+    assert balance(usd.id) == Decimal("-1000000.17") and balance(jpy.id) == Decimal("-1135")
+    assert balance(kwd.id) == Decimal("-0.235") and no_mismatch()
+
+
 def test_the_rating_job_starts_no_new_batch_after_its_time_limit(app, make_tenant, make_account):
     tenant = make_tenant()
     account = make_account(tenant, credit="100")

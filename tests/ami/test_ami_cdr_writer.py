@@ -41,3 +41,26 @@ def test_a_failed_batch_fails_each_of_its_cdrs_and_the_next_batch_still_runs():
     with pytest.raises(RuntimeError):            # after close: refused, not left waiting
         writer.submit({"uniqueid": "3"}).result(1)
     assert calls == [1, 1]
+
+
+def test_call_records_reads_full_and_partial_cdrs_and_skips_those_it_cannot_store(caplog):
+    from datetime import datetime, timedelta, timezone
+
+    from app.rating.cdr import CallRecord
+    from workers.ami.cdr_writer import call_records
+
+    start = datetime(2026, 11, 22, 10, 0, tzinfo=timezone(timedelta(hours=1)))
+    full = {"server": "pbx1", "uniqueid": "1.1", "linkedid": "1.1", "channel": "PJSIP/1000-1", "accountcode": "111",
+            "extension": "1000", "destination": "4930123456", "start": start, "answer": start + timedelta(seconds=2),
+            "end": start + timedelta(seconds=62), "duration": 62, "billsec": 60, "disposition": "ANSWERED"}
+    partial = {"uniqueid": "1.2", "accountcode": "222", "start": 1_700_000_000}      # no end, no answer...
+    skipped = [dict(full, accountcode="999"), dict(full, accountcode=""), dict(full, uniqueid="")]
+    with caplog.at_level("WARNING", logger="ringledger.ami.cdrs"):
+        by_tenant = call_records([full, *skipped, partial], {"111": (11, 1), "222": (22, 2)})
+    assert by_tenant == {
+        1: [CallRecord(11, "pbx1", "1.1", "4930123456", datetime(2026, 11, 22, 9, 0), 60, datetime(2026, 11, 22, 9, 0, 2),
+                       datetime(2026, 11, 22, 9, 1, 2), "ANSWERED", "1000", "1.1")],
+        2: [CallRecord(22, "", "1.2", "", datetime(2023, 11, 14, 22, 13, 20), 0)]}
+    reasons = [r.getMessage() for r in caplog.records]
+    assert len(reasons) == 3
+    assert "unknown account 999" in reasons[0] and "no account code" in reasons[1] and "no uniqueid" in reasons[2]

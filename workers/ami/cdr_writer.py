@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
+from operator import itemgetter
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -98,6 +99,13 @@ def utc_naive(value) -> datetime | None:
     return value
 
 
+# The CDR fields a call record is made of. The watcher's call tracker sets every one of them,
+# so one itemgetter call reads them all; a record missing some is read field by field.
+_CDR_FIELDS = ("accountcode", "server", "uniqueid", "destination", "start", "billsec", "answer", "end",
+               "disposition", "extension", "linkedid", "channel")
+_cdr_fields = itemgetter(*_CDR_FIELDS)
+
+
 def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> dict[int, list]:
     """The CDRs of known accounts as CallRecords, per tenant id; the others are logged."""
     from app.rating.cdr import CallRecord
@@ -105,21 +113,24 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
     of = CallRecord.of
     by_tenant: dict[int, list] = {}
     for record in records:
-        get = record.get
-        ids = accounts.get(get("accountcode") or "")
-        if ids is None:
-            number = get("accountcode")
-            log.warning("CDR %s/%s names %s: not stored (%s to %s, %ss)", get("server"), get("uniqueid"),
-                        f"unknown account {number}" if number else "no account code", get("channel"),
-                        get("destination"), get("billsec"))
+        try:
+            fields = _cdr_fields(record)
+        except KeyError:
+            fields = tuple(map(record.get, _CDR_FIELDS))
+        number, server, uniqueid, destination, start, billsec, answer, end, disposition, extension, linkedid, \
+            channel = fields
+        ids = accounts.get(number or "")
+        if ids is None or not uniqueid:
+            log.warning("CDR %s/%s not stored: %s (%s to %s, %ss)", server, uniqueid,
+                        "it has no uniqueid" if not uniqueid else f"unknown account {number}" if number
+                        else "no account code", channel, destination, billsec)
             continue
         calls = by_tenant.get(ids[1])
         if calls is None:
             calls = by_tenant[ids[1]] = []
-        end, answer = utc_naive(get("end")), get("answer")
-        calls.append(of(ids[0], get("server"), record["uniqueid"], get("destination"),
-                        utc_naive(get("start")) or end or utc_naive(time.time()), get("billsec"),
-                        answer and utc_naive(answer), end, get("disposition"), get("extension"), get("linkedid")))
+        end = utc_naive(end)
+        calls.append(of(ids[0], server, uniqueid, destination, utc_naive(start) or end or utc_naive(time.time()),
+                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid))
     return by_tenant
 
 

@@ -433,11 +433,14 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     return results, accounts
 
 
+_UNSEEN = object()
+
+
 def _debit(rated, accounts, summary) -> None:
     """Ledger debits for (result, call) pairs: one entry `call:<call id>` per call that costs."""
     entries = []
     new, Entry = tuple.__new__, ledger.Entry          # a namedtuple's own __new__ is Python code
-    debits: dict[Decimal, Decimal] = {}                # cost -> its debit: costs repeat
+    debits: dict[Decimal, Decimal | None] = {}         # cost -> its debit, None if it costs nothing
     sums: dict[int, Decimal] = {}                      # account id -> its charges
     summary.rated += len(rated)
     for r, c in rated:
@@ -445,13 +448,15 @@ def _debit(rated, accounts, summary) -> None:
             summary.bundle_seconds += r.bundle_seconds
         if r.error:
             summary.errors += 1
-        elif r.cost > 0:
-            debit = debits.get(r.cost)
-            if debit is None:
-                debit = debits[r.cost] = -r.cost
+            continue
+        cost = r.cost                                  # costs repeat: each compared and negated once
+        debit = debits.get(cost, _UNSEEN)
+        if debit is _UNSEEN:
+            debit = debits[cost] = -cost if cost > 0 else None
+        if debit is not None:
             entries.append(new(Entry, (r.account_id, debit, "call", f"call:{r.call_id}",
                                        f"Call to {c.destination}, {c.billsec} s")))
-            sums[r.account_id] = sums.get(r.account_id, ZERO) + r.cost
+            sums[r.account_id] = sums.get(r.account_id, ZERO) + cost
     for account_id, total in sums.items():
         currency = accounts[account_id].currency
         summary.amounts[currency] = summary.amounts.get(currency, ZERO) + total

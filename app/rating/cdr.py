@@ -244,18 +244,15 @@ def store_rated_calls(records) -> RatingSummary:
 
 def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSummary:
     summary = RatingSummary()
-    unique = {}                                   # (server, uniqueid) -> record; the first wins
-    for r in records:
-        key = (r.server, r.uniqueid)
-        if key not in unique:
-            unique[key] = r
+    # (server, uniqueid) -> record; filled backwards so that the first of a repeated CDR wins
+    unique = {(r.server, r.uniqueid): r for r in reversed(records)}
     if look_first:
         for key in _stored_calls(session, list(unique), pg):
             del unique[key]
     summary.skipped = len(records) - len(unique)
     if not unique:
         return summary
-    rows = sorted(unique.values(), key=_by_start)         # records; equal starts keep their order
+    rows = sorted(reversed(unique.values()), key=_by_start)   # records; equal starts keep their order
     results, accounts = _rate_rows(session, rows, summary)
     if summary.skipped > len(records) - len(unique):       # accounts outside the scope: not stored
         rows, results = [c for c, r in zip(rows, results) if r is not None], [r for r in results if r is not None]

@@ -227,7 +227,7 @@ def store_rated_calls(records) -> RatingSummary:
     its bundle and ledger moves, and the batch is written again without the stored calls.
     """
     session = db.session
-    records = [CallRecord.of(**r) if isinstance(r, dict) else r if r.__class__ is CallRecord else CallRecord.of(*r)
+    records = [r if r.__class__ is CallRecord else CallRecord.of(**r) if isinstance(r, dict) else CallRecord.of(*r)
                for r in records]
     session.flush()
     with collector_paused():

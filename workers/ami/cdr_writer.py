@@ -197,10 +197,7 @@ def _store_unrated(by_tenant) -> int:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     written = 0
     for tenant_id, calls in sorted(by_tenant.items()):
-        rows = [dict(tenant_id=tenant_id, account_id=c.account_id, server=c.server[:64], uniqueid=c.uniqueid[:64],
-                         linkedid=c.linkedid[:64], extension=c.extension[:40], destination=c.destination[:40],
-                         started_at=c.started_at, answered_at=c.answered_at, ended_at=c.ended_at, billsec=c.billsec,
-                     disposition=c.disposition[:20]) for c in calls]
+        rows = [dict(c._asdict(), tenant_id=tenant_id) for c in calls]   # CallRecord.of cut them to size
         with tenant_scope(tenant_id, descendants=False):
             for i in range(0, len(rows), 2000):      # 12 parameters a row, 65,535 a statement
                 stmt = (insert(Call).values(rows[i:i + 2000])

@@ -161,12 +161,10 @@ def delete_sheet(sheet: RateSheet) -> None:
 
 
 def sheets_of(tenant_id: int) -> list[tuple[RateSheet, int]]:
-    """The tenant's own sheets with their row counts."""
-    counts = (select(Rate.rate_sheet_id, func.count().label("n")).where(Rate.tenant_id == tenant_id)
-              .group_by(Rate.rate_sheet_id).subquery())
+    """The tenant's own sheets with their row counts (each counted on the sheet's own index range)."""
+    rows = select(func.count()).where(Rate.rate_sheet_id == RateSheet.id).correlate(RateSheet).scalar_subquery()
     return [(s, n or 0) for s, n in db.session.execute(
-        select(RateSheet, counts.c.n).outerjoin(counts, counts.c.rate_sheet_id == RateSheet.id)
-        .where(RateSheet.tenant_id == tenant_id).order_by(RateSheet.name))]
+        select(RateSheet, rows).where(RateSheet.tenant_id == tenant_id).order_by(RateSheet.name))]
 
 
 # -- rows ------------------------------------------------------------------------------------

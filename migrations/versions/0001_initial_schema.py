@@ -178,6 +178,7 @@ def upgrade():
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_rate_sheets_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rate_sheets')),
+    sa.UniqueConstraint('id', 'tenant_id', name=op.f('uq_rate_sheets_id_tenant_id')),
     sa.UniqueConstraint('tenant_id', 'name', name=op.f('uq_rate_sheets_tenant_id_name'))
     )
     with op.batch_alter_table('rate_sheets', schema=None) as batch_op:
@@ -259,13 +260,10 @@ def upgrade():
     sa.Column('minimum_charge', sa.Numeric(precision=14, scale=6), nullable=False),
     sa.Column('effective_from', sa.Date(), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['rate_sheet_id'], ['rate_sheets.id'], name=op.f('fk_rates_rate_sheet_id_rate_sheets'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_rates_tenant_id_tenants')),
+    sa.ForeignKeyConstraint(['rate_sheet_id', 'tenant_id'], ['rate_sheets.id', 'rate_sheets.tenant_id'], name=op.f('fk_rates_rate_sheet_id_rate_sheets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rates')),
     sa.UniqueConstraint('rate_sheet_id', 'prefix', 'effective_from', name=op.f('uq_rates_rate_sheet_id_prefix_effective_from'))
     )
-    with op.batch_alter_table('rates', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_rates_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('service_plans',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -632,9 +630,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_service_plans_account_id'))
 
     op.drop_table('service_plans')
-    with op.batch_alter_table('rates', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_rates_tenant_id'))
-
     op.drop_table('rates')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_tenant_id'))

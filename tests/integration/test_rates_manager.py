@@ -260,3 +260,21 @@ def test_the_owner_assigns_a_buy_sheet_to_a_sub_reseller_and_staff_cannot(world,
     assert owner.post(f"/reseller/resellers/{world.a.id}/buy-sheet", data={f"t{world.a.id}-rate_sheet_id": sheet_id}).status_code == 404
     assert owner.post(f"/reseller/resellers/{world.a_sub.id}/buy-sheet", data={field: "0"}).status_code == 303
     assert buy_sheet(world.a_sub.id) is None
+
+
+def test_a_rate_row_always_belongs_to_its_sheets_tenant(world):
+    """The (sheet, tenant) foreign key: a row filed under another tenant than its sheet's is refused
+    by the database itself, and deleting the sheet takes its rows along."""
+    from sqlalchemy.exc import IntegrityError
+
+    sheet_id = make_sheet(world.a, [("44", "GB", "0.01")])
+    with unscoped():
+        db.session.add(Rate(tenant_id=world.b.id, rate_sheet_id=sheet_id, prefix="33", country="FR",
+                            description="France", rate_per_minute=Decimal("0.02")))
+        with pytest.raises(IntegrityError):
+            db.session.flush()
+        db.session.rollback()
+        assert [r.prefix for r in rates_of(sheet_id)] == ["44"]
+        db.session.execute(RateSheet.__table__.delete().where(RateSheet.id == sheet_id))
+        db.session.commit()
+    assert rates_of(sheet_id) == []

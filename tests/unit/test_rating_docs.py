@@ -7,6 +7,7 @@ import pytest
 from app.rating.bundles import rate_call
 from app.rating.cost import ShortCallCharge, Tariff, billed_seconds, call_cost
 from app.rating.duration import max_call_seconds
+from app.rating.index import PrefixIndex
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rating.md"
 EXAMPLE_TARIFF = Tariff("44", "GB", "United Kingdom", Decimal("0.10"), Decimal("0.05"), 30, 6)
@@ -44,6 +45,9 @@ def test_documented_call_costs_are_what_call_cost_charges(row):
     charged = call_cost(int(duration), tariff, currency, short_call)
     assert charged == Decimal(cost)
     assert str(charged) == cost                  # same number of decimals as the doc shows
+    # the integer fast path the CDR writer rates with charges the same, to the same decimals
+    (fast,) = PrefixIndex([tariff]).rate_batch(["442071234567"], [int(duration)], currency, short_call).costs()
+    assert str(fast) == cost
 
 
 @pytest.mark.parametrize("row", doc_table("bundle"), ids=lambda r: f"{r[0]}s-bundle{r[1]}")

@@ -19,7 +19,8 @@ Rules where the issue was silent (docs/rating-database.md):
   charges nothing: the AMI watcher should have refused it; reports show it as an error;
 - bundle periods are calendar months (UTC) of the call's start, like the watcher's;
 - buy_cost is the full call at the buy sheet (the reseller pays its parent for bundle
-  minutes too), in the buy sheet's currency; NULL without a buy sheet or a matching prefix.
+  minutes too); NULL without a buy sheet, with one in another currency than the account's,
+  or without a matching prefix.
 
 Calls are locked (FOR UPDATE SKIP LOCKED on PostgreSQL) so the watcher rating a call at once
 and the periodic job never rate the same call twice; bundle counters are locked (SELECT … FOR
@@ -600,7 +601,10 @@ def _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal) -> None:
     buy_of_account = {}                  # account id -> (buy sheet id, 0 in its currency), or None
     for account_id, account in accounts.items():
         sheet = buy_sheets.get(buy_of_tenant.get(account.tenant_id))
-        buy_of_account[account_id] = (sheet.id, quantize(ZERO, sheet.currency)) if sheet is not None else None
+        # A buy sheet in another currency than the account gives no buy price (no conversion):
+        # the margin report counts such calls as having none, never adds two currencies.
+        buy_of_account[account_id] = ((sheet.id, quantize(ZERO, sheet.currency))
+                                      if sheet is not None and sheet.currency == account.currency else None)
     for c, r in pairs:
         buy = buy_of_account[c.account_id]
         if buy is None:

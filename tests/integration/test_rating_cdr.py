@@ -197,6 +197,21 @@ def test_the_buy_cost_comes_from_the_sheet_the_parent_assigned_to_the_reseller(a
     assert call(no_buy_sheet).buy_cost is None and call(no_buy_sheet).cost == Decimal("0.13")
 
 
+def test_a_buy_sheet_in_another_currency_gives_no_buy_price(app, make_tenant, make_account):
+    """No currency conversion: such calls show as having no buy price, never a sum of two currencies."""
+    parent = make_tenant()
+    child = make_tenant(parent=parent)
+    buy_sheet = make_sheet(parent, [("44", "GB", "0.06", "0", 60, 60)], name="Wholesale EUR", currency="EUR")
+    with unscoped():
+        db.session.execute(select(Tenant).where(Tenant.id == child.id)).scalar_one().buy_rate_sheet_id = buy_sheet
+        db.session.commit()
+    account = make_account(child, credit="10")               # a USD account
+    give_plan(account, make_sheet(child, [UK_ROW]))
+    call_id = add_call(account, UK, 47)
+    rated(child.id, [call_id])
+    assert call(call_id).cost == Decimal("0.13") and call(call_id).buy_cost is None
+
+
 def test_rating_twice_changes_nothing(app, make_tenant, make_account):
     tenant = make_tenant()
     account = make_account(tenant, credit="10")

@@ -1,5 +1,6 @@
 """Rate-deck import (background job, progress) and export (/reseller/rates/<id>/import, export.csv)."""
 import io
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -97,6 +98,33 @@ def test_an_uploaded_deck_is_imported_by_a_job_with_a_progress_page(app, world, 
     assert jobs.job_status(job_id)["meta"]["done"] == 100
     page = owner.get(progress_url)                             # the full page, for a plain request
     assert b"<html" in page.data and b"Import into" in page.data
+
+
+def test_the_progress_page_follows_the_running_job_stage_by_stage(app, world, owner, monkeypatch):
+    """While the RQ job writes, each poll of the page shows how far it is (read from the job's meta)."""
+    import app.rating.imports as imports
+
+    sheet_id = make_sheet(world.a)
+    progress_url = upload(owner, sheet_id, GOOD).headers["Location"]
+    polls = []
+    real_set_progress = imports.set_progress
+
+    def set_progress_and_poll(done, total, **extra):        # a browser polling in between
+        real_set_progress(done, total, **extra)
+        polls.append(owner.get(progress_url, headers={"HX-Request": "true"}).get_data(as_text=True))
+
+    monkeypatch.setattr(imports, "set_progress", set_progress_and_poll)
+    monkeypatch.setattr(imports, "COPY_CHUNK", 1)            # report after every row of this small deck
+    run_worker(app)
+
+    running = [p for p in polls if 'hx-trigger="load delay:500ms"' in p]     # still polling
+    stages = [re.search(r"<p>(.*?)</p>", p)[1] for p in running]
+    assert stages[:4] == ["Reading the file · 0%", "Checked 4 lines · 25%", "Writing 0 of 4 rows · 25%",
+                          "Writing 1 of 4 rows · 42%"]
+    assert stages[-1] == "Writing 4 of 4 rows · 95%"
+    percents = [int(re.search(r'<progress value="(\d+)"', p)[1]) for p in running]
+    assert percents == sorted(percents) and percents[-1] == 95
+    assert "Done: 4 rows imported" in polls[-1] and "hx-trigger" not in polls[-1]
 
 
 def test_bad_lines_are_reported_by_line_number_and_nothing_is_imported(app, world, owner):

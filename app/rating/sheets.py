@@ -360,8 +360,8 @@ def set_buy_sheet(child: Tenant, parent_id: int, sheet_id: int | None) -> None:
             raise FieldError("rate_sheet_id", "Choose one of your rate sheets.")
         # Buy and sell prices are compared call by call: no currency conversion in between.
         if found.currency != child.currency:
-            raise FieldError("rate_sheet_id", f"“{found.name}” is in {found.currency} and {child.name} bills in "
-                                              f"{child.currency}: choose a {child.currency} sheet.")
+            raise FieldError("rate_sheet_id", f"“{found.name}” is in {found.currency}, but this sub-reseller bills "
+                                              f"in {child.currency}: choose a {child.currency} sheet.")
     if child.buy_rate_sheet_id != (sheet_id or None):
         audit.record("tenant.buy_rate_sheet", child, old=child.buy_rate_sheet_id, new=sheet_id or None)
         child.buy_rate_sheet_id = sheet_id or None

@@ -131,6 +131,12 @@ def test_the_rates_page_lists_sheets_and_sets_a_sub_resellers_buy_sheet(world, p
     expect(page.locator(f"#t{world.a_sub.id}-rate_sheet_id")).to_have_value(
         page.locator(f"#t{world.a_sub.id}-rate_sheet_id option", has_text="Wholesale").get_attribute("value"))
     shot(page, "rates-sheets")
+    make_sheet(world.a, [("44", "GB", "0.03")], name="Wholesale EUR", currency="EUR")
+    page.goto("/reseller/rates")
+    page.select_option(f"#t{world.a_sub.id}-rate_sheet_id", label="Wholesale EUR (EUR)")
+    page.locator("#buy-sheets button").click()
+    expect(page.locator(".flash.error")).to_contain_text("“Wholesale EUR” is in EUR, but this sub-reseller bills in USD")
+    shot(page, "rates-buy-sheet-currency")
     page.get_by_role("link", name="Retail").click()
     page.get_by_text("Add a row or schedule a new price").click()
     page.fill("#prefix", "447")

@@ -258,7 +258,8 @@ def test_the_owner_assigns_a_buy_sheet_to_a_sub_reseller_and_staff_cannot(world,
     # a sheet in another currency than the sub-reseller's: refused, with the reason
     euro = make_sheet(world.a, name="Wholesale EUR", currency="EUR")
     page = owner.post(f"/reseller/resellers/{world.a_sub.id}/buy-sheet", data={field: euro}, follow_redirects=True)
-    assert "“Wholesale EUR” is in EUR and Reseller A North bills in USD" in page.get_data(as_text=True)
+    assert ("Reseller A North: “Wholesale EUR” is in EUR, but this sub-reseller bills in USD: choose a USD sheet."
+            in page.get_data(as_text=True))
     assert buy_sheet(world.a_sub.id) == sheet_id
     # only direct sub-resellers; not B, not A itself
     assert owner.post(f"/reseller/resellers/{world.b.id}/buy-sheet", data={f"t{world.b.id}-rate_sheet_id": sheet_id}).status_code == 404

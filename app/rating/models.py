@@ -36,8 +36,8 @@ class Rate(TenantOwned, db.Model):
     # The unique index (sheet, prefix, effective_from) also serves every lookup by (sheet, prefix)
     # and every query of a tenant's rates (they go through its sheets): no other index, one less
     # b-tree to fill on a 170,000-row deck import. One foreign key, (sheet, tenant) -> the sheet:
-    # a row's tenant is its sheet's (so reaches tenants through it), and an import checks one
-    # key per row instead of two (each check is a locked lookup: 2/3 of the INSERT's time).
+    # a row's tenant is always its sheet's (and so a real tenant), and an import checks one key
+    # per row instead of two (each check is a locked lookup: 2/3 of the INSERT's time).
     __table_args__ = (
         UniqueConstraint("rate_sheet_id", "prefix", "effective_from"),
         ForeignKeyConstraint(["rate_sheet_id", "tenant_id"], ["rate_sheets.id", "rate_sheets.tenant_id"],

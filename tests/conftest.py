@@ -35,7 +35,9 @@ def _schema() -> str:
 
 
 def _redis_db() -> int:
-    return int(os.environ.get("RL_TEST_REDIS_DB", 1 + _worker_index()))
+    # RL_TEST_REDIS_BASE moves a whole run (e.g. a second checkout) to other databases.
+    base = int(os.environ.get("RL_TEST_REDIS_BASE", "1"))
+    return int(os.environ.get("RL_TEST_REDIS_DB", base + _worker_index()))
 
 
 def _reachable(host, port) -> bool:

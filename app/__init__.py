@@ -40,7 +40,7 @@ def create_app(config_class=Config) -> Flask:
 def _register_tenancy(app):
     from sqlalchemy import select
 
-    from app.users import User
+    from app.logins.models import User
     from tenants.scope import activate, deactivate, scope_for_user
 
     @login_manager.user_loader
@@ -82,7 +82,7 @@ def _register_blueprints(app):
 
 
 def _register_template_helpers(app):
-    from app.in_use import register_template_globals
+    from app.calls.in_use import register_template_globals
     from app.money import format_money
 
     register_template_globals(app)  # live calls in use, from the AMI watchers' Redis counts

@@ -5,16 +5,15 @@ what the request wrote, and a rolled-back request queues nothing). Jobs are modu
 functions that take ids; `job_id` makes a second enqueue a no-op (RQ `unique=True`), while
 the job's own database keys stop a second effect.
 """
-import contextvars
-import functools
 import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import current_app, has_app_context
+from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from werkzeug.utils import import_string
 
 from app.extensions import db
 
@@ -27,7 +26,10 @@ _current_local = threading.local()
 
 
 def enqueue(func, *args, job_id: str | None = None, **kwargs):
-    """Run `func(*args, **kwargs)` in the background once the current transaction commits."""
+    """Run `func(*args, **kwargs)` in the background once the current transaction commits.
+
+    `func` is a job function or its dotted name ("workers.rating.import_rate_deck"): app/
+    names the jobs of workers/ by name and never imports them (docs/architecture.md)."""
     db.session.info.setdefault("pending_jobs", []).append((func, args, kwargs, job_id))
     return job_id
 
@@ -89,6 +91,8 @@ def dispatch(func, *args, job_id: str | None = None, **kwargs):
 
 
 def _run_local(app, job_id, func, args, kwargs):
+    if isinstance(func, str):
+        func = import_string(func)   # as RQ does with a job named by its dotted path
     _local_jobs[job_id]["status"] = "started"
     _current_local.job_id = job_id
     try:
@@ -130,42 +134,3 @@ def job_status(job_id: str) -> dict | None:
         return {"status": job.get_status(refresh=False).value, "meta": dict(job.meta)}
     info = _local_jobs.get(job_id)
     return None if info is None else {"status": info["status"], "meta": dict(info["meta"])}
-
-
-def in_app_context(func):
-    """Wrap a job function: it runs in a fresh context of its own (app context, session,
-    tenant scope), commits once at the end and rolls back on error."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        app = current_app._get_current_object() if has_app_context() else _worker_app()
-        return contextvars.Context().run(_run_in_app, app, func, args, kwargs)
-    return wrapper
-
-
-def _run_in_app(app, func, args, kwargs):
-    with app.app_context():
-        return _run_and_commit(func, args, kwargs)
-
-
-def _run_and_commit(func, args, kwargs):
-    try:
-        result = func(*args, **kwargs)
-        db.session.commit()
-        return result
-    except Exception:
-        db.session.rollback()
-        raise
-    finally:
-        db.session.remove()
-
-
-_app = None
-
-
-def _worker_app():
-    global _app
-    if _app is None:
-        from app import create_app
-
-        _app = create_app()
-    return _app

@@ -14,8 +14,9 @@ from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, fun
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import live, money
-from app.accounts import Account
+from app import money
+from app.calls import live
+from app.accounts.models import Account
 from app.extensions import db
 from app.money import MONEY_SCALE
 from tenants.mixins import HighVolumeAccountOwned

@@ -1,20 +1,20 @@
 """Import every model module so the metadata (and Alembic) sees all tables."""
-from app.accounts import Account  # noqa: F401
-from app.asterisk import AsteriskServer  # noqa: F401
+from app.accounts.models import Account  # noqa: F401
+from app.calls.servers import AsteriskServer  # noqa: F401
 from app.audit import AuditEntry  # noqa: F401
 from app.billing.account_templates import AccountTemplate  # noqa: F401
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan  # noqa: F401
 from app.billing.orders import Order  # noqa: F401
 from app.billing.plans import PlanName  # noqa: F401
-from app.calls import Call  # noqa: F401
+from app.calls.models import Call  # noqa: F401
 from app.ledger import LedgerEntry  # noqa: F401
 from app.notifications.models import Notification  # noqa: F401
-from app.preferences import UserPreference  # noqa: F401
+from app.logins.preferences import UserPreference  # noqa: F401
 from app.rating.imports import RateImport  # noqa: F401
 from app.rating.models import Rate, RateSheet  # noqa: F401
 from app.settings import PlatformSetting  # noqa: F401
-from app.users import User  # noqa: F401
-from provisioning.dids import Number  # noqa: F401
+from app.logins.models import User  # noqa: F401
+from app.numbers.models import Number  # noqa: F401
 from provisioning.models import Extension  # noqa: F401
 from provisioning.realtime import PsAor, PsAuth, PsEndpoint  # noqa: F401
 from tenants.models import Tenant  # noqa: F401

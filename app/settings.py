@@ -58,26 +58,3 @@ class SettingError(ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(message)
         self.key = key
-
-
-def update_int_settings(values: dict[str, int]) -> dict[str, list[int]]:
-    """Validate and store whole-number settings; audit what changed (one entry).
-
-    Returns {key: [old, new]} for the settings that changed. Flushes, never commits.
-    """
-    from app import audit
-
-    for key, value in values.items():
-        low, high = INT_RANGES[key]
-        if not isinstance(value, int) or not low <= value <= high:
-            raise SettingError(key, f"Choose a whole number from {low} to {high}.")
-    changes = {}
-    for key, value in values.items():
-        old = get_int(key)
-        if old != value:
-            set_setting(key, value)
-            changes[key] = [old, value]
-    if changes:
-        db.session.flush()
-        audit.record("settings.updated", None, **changes)
-    return changes

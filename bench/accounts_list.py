@@ -30,12 +30,13 @@ os.environ.setdefault("DATABASE_URL", f"{PG}?options=-csearch_path%3D{SCHEMA}")
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from app import account_list, create_app  # noqa: E402
-from app.accounts import Account  # noqa: E402
+from app import create_app  # noqa: E402
+from app.accounts import listing as account_list  # noqa: E402
+from app.accounts.models import Account  # noqa: E402
 from app.billing.models import ServicePlan  # noqa: E402
 from app.config import Config  # noqa: E402
 from app.extensions import db  # noqa: E402
-from provisioning.dids import Number  # noqa: E402
+from app.numbers.models import Number  # noqa: E402
 from provisioning.models import Extension  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.scope import unscoped  # noqa: E402
@@ -70,9 +71,9 @@ class BenchConfig(Config):
 
 def build(app, n_accounts: int, rng: random.Random) -> dict:
     """Schema, tenants, logins, then bulk-inserted accounts, plans and extensions."""
-    from app.auth import create_login
-    from app.demo import ensure_platform
-    from tenants.operations import create_tenant
+    from app.logins.operations import create_login
+    from app.cli.demo import ensure_platform
+    from app.resellers.operations import create_tenant
 
     with app.app_context():
         with db.engine.begin() as conn:
@@ -280,7 +281,7 @@ def naive_list_accounts(lq):
 
     from sqlalchemy import or_
 
-    from app.account_list import COUNTED, Result, Row, _count_subquery, _with_sort_key, where_clauses
+    from app.accounts.listing import COUNTED, Result, Row, _count_subquery, _with_sort_key, where_clauses
 
     counts = [_count_subquery(model).label(key) for key, (model, *_) in COUNTED.items()]
     stmt = (select(Account, func.coalesce(ServicePlan.users, 0).label("users"), Tenant.name.label("reseller"),
@@ -329,7 +330,7 @@ def main():
         print(line("mix" if kind == "all" else kind, optimized[kind]))
     print(line("mix, best of 3 each", optimized_best["all"]))
     print(line("heavy sorts*", heavy_opt["all"]))
-    print("  * by balance, users, numbers, reseller: not index-served (see app/accounts.py); not in the mix")
+    print("  * by balance, users, numbers, reseller: not index-served (see app/accounts/models.py); not in the mix")
 
     with app.app_context():
         with db.engine.begin() as conn:

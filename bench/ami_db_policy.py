@@ -54,11 +54,11 @@ class BenchConfig(Config):
 
 
 def build(app, prefixes: int, accounts: int) -> list[str]:
-    from app.account_operations import create_account
+    from app.accounts.operations import create_account
     from app.billing.plans import create_plan
-    from app.demo import ensure_platform
+    from app.cli.demo import ensure_platform
     from app.rating.models import Rate, RateSheet
-    from tenants.operations import create_tenant
+    from app.resellers.operations import create_tenant
 
     with app.app_context():
         with db.engine.begin() as conn:

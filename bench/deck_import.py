@@ -70,10 +70,10 @@ def main():
     app = bench_app(args.url)
     with app.app_context():
         from app.rating.models import Rate, RateSheet
-        from tenants.operations import create_tenant
+        from app.resellers.operations import create_tenant
         from tenants.scope import tenant_scope, unscoped
 
-        from app.demo import ensure_platform
+        from app.cli.demo import ensure_platform
 
         with unscoped():
             root = ensure_platform()

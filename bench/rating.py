@@ -241,15 +241,15 @@ def main():
     app = bench_app(args.url)
     with app.app_context():
         from app import ledger
-        from app.accounts import Account
+        from app.accounts.models import Account
         from app.billing.models import PlanCountry, ServicePlan
-        from app.calls import Call
-        from app.demo import ensure_platform
+        from app.calls.models import Call
+        from app.cli.demo import ensure_platform
         from app.ledger import LedgerEntry
         from app.rating.imports import write_rows
         from app.rating.models import RateSheet
         from tenants.models import Tenant
-        from tenants.operations import create_tenant
+        from app.resellers.operations import create_tenant
         from tenants.scope import tenant_scope, unscoped
         from workers.rating import rate_pending_calls
 

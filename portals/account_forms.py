@@ -16,7 +16,7 @@ from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Len
                                 ValidationError)
 
 from app import money
-from app.accounts import BILLING_TYPES
+from app.accounts.models import BILLING_TYPES
 from app.money import MONEY_SCALE
 from portals.forms import CURRENCY_CHOICES
 

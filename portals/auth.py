@@ -8,7 +8,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
 from app import audit
-from app.auth import LoginRefused, authenticate
+from app.logins.operations import LoginRefused, authenticate
 from app.extensions import db
 from app.web import render
 from tenants.scope import scope_for_user, use_scope

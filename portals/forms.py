@@ -41,7 +41,7 @@ class StatusForm(FlaskForm):
 
 def create_reseller_from(form: ResellerForm):
     """Create the tenant a valid ResellerForm describes; a refusal lands next to its field."""
-    from tenants.operations import TenantError, create_tenant
+    from app.resellers.operations import TenantError, create_tenant
 
     try:
         return create_tenant(name=form.name.data, slug=form.slug.data, parent_id=form.parent_id.data,
@@ -54,7 +54,7 @@ def create_reseller_from(form: ResellerForm):
 
 def create_login_from(form: LoginCreateForm, tenant_id: int):
     """Add the staff login a valid LoginCreateForm describes; a refusal lands next to its field."""
-    from app.auth import LoginError, create_login
+    from app.logins.operations import LoginError, create_login
 
     try:
         return create_login(tenant_id=tenant_id, email=form.email.data, name=form.name.data,

@@ -85,14 +85,17 @@ def active_extensions(account_id: int) -> list[Extension]:
     ).scalars())
 
 
-def remove_extensions(account, count: int) -> list[Extension]:
-    """Remove the `count` newest extensions: DIDs on them stay on the account, unattached."""
-    from provisioning.dids import detach_from_extension
-
+def newest_extensions(account, count: int) -> list[Extension]:
+    """The `count` newest active extensions: the ones a lower user count removes."""
     exts = active_extensions(account.id)
-    removed = exts[len(exts) - count:] if count > 0 else []
+    return exts[len(exts) - count:] if count > 0 else []
+
+
+def remove_extensions(account, count: int) -> list[Extension]:
+    """Remove the `count` newest extensions. The caller detaches their DIDs first
+    (app.numbers): the numbers stay on the account, unattached."""
+    removed = newest_extensions(account, count)
     for ext in removed:
-        detach_from_extension(ext)
         realtime.remove_extension(ext)
         db.session.delete(ext)
     db.session.flush()

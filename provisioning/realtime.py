@@ -128,14 +128,3 @@ def remove_extension(extension) -> None:
     for model in (PsEndpoint, PsAuth, PsAor):
         db.session.execute(delete(model).where(model.id == extension.sip_username)
                            .execution_options(synchronize_session="fetch"))
-
-
-def refresh_account(account) -> None:
-    """Re-write every active extension's rows and caller id (after a change of name, language...)."""
-    from provisioning.dids import refresh_caller_id
-    from provisioning.models import Extension
-
-    for ext in db.session.execute(
-        select(Extension).where(Extension.account_id == account.id, Extension.active.is_(True))
-    ).scalars():
-        refresh_caller_id(ext, account)   # writes the realtime rows too

@@ -11,6 +11,14 @@ class TenantOwned:
         return mapped_column(ForeignKey("tenants.id"), index=True, nullable=False)
 
 
+class AccountRecord(TenantOwned):
+    """The customer account itself: a customer-portal scope sees only its own account row.
+
+    The scoping hook filters by this mixin (by `id`), so tenants/ need not know the Account model."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
 class AccountOwned(TenantOwned):
     """A row that belongs to one customer account (and so to that account's tenant).
 

@@ -18,7 +18,7 @@ from flask import abort
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, with_loader_criteria
 
-from tenants.mixins import AccountOwned, TenantOwned
+from tenants.mixins import AccountOwned, AccountRecord, TenantOwned
 from tenants.models import Tenant
 
 
@@ -128,9 +128,7 @@ def _criteria(scope: Scope):
         account_id = scope.account_id
         opts.append(with_loader_criteria(AccountOwned, lambda cls: cls.account_id == account_id,
                                          include_aliases=True))
-        from app.accounts import Account
-
-        opts.append(with_loader_criteria(Account, lambda cls: cls.id == account_id,
+        opts.append(with_loader_criteria(AccountRecord, lambda cls: cls.id == account_id,
                                          include_aliases=True))
     return opts
 

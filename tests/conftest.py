@@ -146,7 +146,7 @@ def new_client(app):
 
 @pytest.fixture
 def platform(app):
-    from app.demo import ensure_platform
+    from app.cli.demo import ensure_platform
 
     with unscoped():
         root = ensure_platform()
@@ -156,7 +156,7 @@ def platform(app):
 
 @pytest.fixture
 def make_tenant(app, platform):
-    from tenants.operations import create_tenant
+    from app.resellers.operations import create_tenant
 
     counter = iter(range(1, 10_000))
 
@@ -172,7 +172,7 @@ def make_tenant(app, platform):
 
 @pytest.fixture
 def make_account(app):
-    from app.account_operations import create_account
+    from app.accounts.operations import create_account
 
     counter = iter(range(1, 10_000))
 
@@ -189,7 +189,7 @@ def make_account(app):
 
 @pytest.fixture
 def make_login(app):
-    from app.auth import create_login
+    from app.logins.operations import create_login
 
     counter = iter(range(1, 10_000))
 

@@ -1,7 +1,8 @@
 """Module-level job functions for the job tests (RQ imports jobs by dotted path)."""
 from decimal import Decimal
 
-from app.jobs import in_app_context, set_progress
+from app.jobs import set_progress
+from workers.runner import in_app_context
 from app.ledger import post
 from tenants.scope import tenant_scope
 

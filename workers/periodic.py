@@ -1,7 +1,7 @@
 """Periodic jobs started by the cron process. Thin: open a scope, call the domain, commit."""
 import logging
 
-from app.jobs import in_app_context
+from workers.runner import in_app_context
 from tenants.scope import unscoped
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import dispatch, in_app_context
+from app.jobs import dispatch
+from workers.runner import in_app_context
 from tenants.scope import tenant_scope, unscoped
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def rate_pending_calls(tenant_id: int | None = None, batch_size: int = 5000, tim
 
     No new batch starts after `time_limit` seconds (the rest waits for the next minute's run),
     so a backlog never outlives RQ's job timeout."""
-    from app.calls import Call
+    from app.calls.models import Call
     from app.rating.cdr import RatingSummary, rate_calls
 
     if tenant_id is None:

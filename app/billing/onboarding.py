@@ -23,14 +23,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, ledger, money
-from app.accounts import BILLING_TYPES, EXPIRY_MODES, Account
-from app.auth import LoginError, create_login, email_taken
+from app.accounts.models import BILLING_TYPES, EXPIRY_MODES, Account
+from app.logins.operations import LoginError, create_login, email_taken
 from app.billing import plans
 from app.billing.orders import record_order
 from app.billing.proration import Proration, local_today, prorate
 from app.conflicts import FieldError, conflict_error
 from app.extensions import db
-from provisioning import dids, extensions
+from app.numbers import operations as dids
+from provisioning import extensions
 
 
 @dataclass
@@ -160,7 +161,7 @@ def quote_first_charges(info: BasicInfo, terms: PlanTerms, numbers) -> FirstChar
 
 
 def onboard(*, tenant_id: int, info: BasicInfo, terms: PlanTerms, created_by_id: int | None = None) -> Onboarded:
-    from app.account_operations import create_account
+    from app.accounts.operations import create_account
     from app.notifications.outbox import welcome_letter
 
     # 1. Everything that can be checked before writing.

@@ -215,6 +215,7 @@ def apply_user_change(account, plan: ServicePlan, new_users: int, *, accepted_fr
                       accepted_charge: Decimal, created_by_id: int | None = None) -> UserChangeQuote:
     """Apply a change the admin accepted; refuse if the quote is no longer the accepted one."""
     from app.billing.orders import record_order
+    from app.numbers.operations import detach_from_extension
     from provisioning import extensions
 
     # Lock the tenant (extension numbering) first, then the plan row: two accepted changes
@@ -242,6 +243,8 @@ def apply_user_change(account, plan: ServicePlan, new_users: int, *, accepted_fr
                                      f"{quote.proration.days_left}/{quote.proration.days_in_month} days of {quote.proration.period}"),
                         created_by_id=created_by_id)
     else:
+        for ext in extensions.newest_extensions(account, quote.removed):
+            detach_from_extension(ext)   # its DIDs stay on the account, unattached
         extensions.remove_extensions(account, quote.removed)
     plan.users = quote.new
     audit.record("plan.users_changed", plan, account_id=account.id, before=quote.current, after=quote.new,

@@ -1,8 +1,8 @@
-"""Queue an email (row + job after commit) and the job that sends it.
+"""Queue an email (row + job after commit) and deliver it.
 
-`queue_email()` writes the Notification in the caller's transaction and enqueues
-`send_notification` for after the commit (app.jobs): a rolled-back request sends nothing.
-The job sends by SMTP when SMTP_HOST is configured, else logs the email and marks it
+`queue_email()` writes the Notification in the caller's transaction and enqueues the job
+`workers.notifications.send_notification` for after the commit (app.jobs): a rolled-back
+request sends nothing. The job calls `deliver()`, which sends by SMTP when SMTP_HOST is configured, else logs the email and marks it
 "logged"; a row already sent or logged is never sent again (a repeated job is harmless).
 """
 import logging
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.jobs import enqueue, in_app_context
+from app.jobs import enqueue
 from app.notifications.models import Notification
 from tenants.models import utcnow
 from tenants.scope import tenant_scope
@@ -28,12 +28,11 @@ def queue_email(*, tenant_id: int, to: str, subject: str, body: str, kind: str,
                      subject=subject[:200], body=body)
     db.session.add(n)
     db.session.flush()
-    enqueue(send_notification, n.id, tenant_id, job_id=f"notification-{n.id}")
+    enqueue("workers.notifications.send_notification", n.id, tenant_id, job_id=f"notification-{n.id}")
     return n
 
 
-@in_app_context
-def send_notification(notification_id: int, tenant_id: int) -> str:
+def deliver(notification_id: int, tenant_id: int) -> str:
     with tenant_scope(tenant_id, descendants=False):
         n = db.session.execute(
             select(Notification).where(Notification.id == notification_id).with_for_update()
@@ -84,7 +83,7 @@ def _portal_url() -> str:
 
 
 def welcome_letter(account, *, login_email: str | None = None) -> Notification:
-    from provisioning.dids import numbers_of_account
+    from app.numbers.operations import numbers_of_account
     from provisioning.extensions import active_extensions
 
     body = render_template("email/welcome.txt", account=account, login_email=login_email or account.email,

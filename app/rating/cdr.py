@@ -39,10 +39,10 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import ledger
-from app.accounts import Account
+from app.accounts.models import Account
 from app.bulk import NUMERIC_BINARY, collector_paused, copy_rows, numeric_binary
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan
-from app.calls import Call
+from app.calls.models import Call
 from app.extensions import db
 from app.money import quantize
 from app.rating.bundles import rate_call

@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from sqlalchemy import case, func, select
 
-from app.accounts import Account
-from app.calls import Call
+from app.accounts.models import Account
+from app.calls.models import Call
 from app.extensions import db
 from tenants.models import Tenant
 

@@ -7,8 +7,9 @@ from app.extensions import db
 from app.web import render
 from portals.account_forms import ActionForm, AllocateForm, NumberImportForm
 from portals.admin import bp
-from provisioning import dids
-from provisioning.dids import DidImportError, Number
+from app.numbers import operations as dids
+from app.numbers.models import STATUSES
+from app.numbers.operations import DidImportError, Number
 from tenants import Tenant, get_or_404
 
 PAGE = 200
@@ -25,7 +26,7 @@ def _page(*, status=200, import_form=None, allocate_form=None, import_errors=Non
     tenant_id = request.args.get("tenant_id", type=int)
     page = max(request.args.get("page", 1, type=int), 1)
     q = select(Number)
-    if state in dids.STATUSES:
+    if state in STATUSES:
         q = q.where(Number.status == state)
     if tenant_id:
         q = q.where(Number.tenant_id == tenant_id)

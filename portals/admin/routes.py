@@ -2,16 +2,16 @@
 from flask import flash, redirect, request, url_for
 from sqlalchemy import func, select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.settings import get_int
-from app.users import User
+from app.logins.models import User
 from app.web import render
 from portals.admin import bp
 from portals.forms import (LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm, create_login_from,
                            create_reseller_from)
 from tenants import Tenant, get_or_404
-from tenants.operations import TenantError, set_status, update_tenant
+from app.resellers.operations import TenantError, set_status, update_tenant
 
 
 def _tenant_choices():

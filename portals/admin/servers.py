@@ -1,7 +1,7 @@
 """Platform admin: the Asterisk servers the AMI watcher follows (/admin/servers).
 
 List with link status, new, edit, enable/disable, delete. Each handler: load (get_or_404),
-check (app.asterisk raises FieldError with the field to show it next to), commit once.
+check (app.calls.servers raises FieldError with the field to show it next to), commit once.
 The `ami` process re-reads the enabled servers every 30 s, so changes apply without a restart.
 """
 from flask import abort, flash, redirect, request, url_for
@@ -9,8 +9,9 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, PasswordField, StringField
 
-from app import asterisk, in_use
-from app.asterisk import AsteriskServer
+from app.calls import in_use
+from app.calls import servers as asterisk
+from app.calls.servers import AsteriskServer
 from app.conflicts import FieldError
 from app.extensions import db
 from app.web import render
@@ -22,7 +23,7 @@ from tenants import get_or_404
 
 
 class AsteriskServerForm(FlaskForm):
-    """Values and the CSRF token; app.asterisk checks them (one clear message per field)."""
+    """Values and the CSRF token; app.calls.servers checks them (one clear message per field)."""
     name = StringField("Name", description="Short and stable, such as pbx1: it labels the live counts "
                                            "and every call recorded through this server.")
     host = StringField("Host", description="Host name or IP address of the Asterisk server.")

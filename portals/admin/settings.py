@@ -2,7 +2,8 @@
 from flask import flash, redirect, request, url_for
 
 from app.extensions import db
-from app.settings import INT_RANGES, SettingError, get_int, update_int_settings
+from app.accounts.numbering import update_int_settings
+from app.settings import INT_RANGES, SettingError, get_int
 from app.web import render
 from portals.admin import bp
 from portals.admin.forms import PlatformSettingsForm

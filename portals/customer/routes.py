@@ -2,7 +2,7 @@
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.ledger import LedgerEntry
 from app.web import render

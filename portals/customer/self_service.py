@@ -10,19 +10,20 @@ from flask import abort, flash, redirect, session, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
-from app import audit, live, money
-from app.auth import tenant_chain_active
+from app import audit, money
+from app.calls import live
+from app.logins.operations import tenant_chain_active
 from app.billing import plans
 from app.billing.orders import Order, record_order
 from app.conflicts import FieldError
 from app.extensions import db
 from app.notifications.outbox import password_changed
-from app.users import User
+from app.logins.models import User
 from app.web import render
 from portals.account_forms import COUNTRY_NAMES, ChangeOwnPasswordForm, NumberRequestForm, UsersChangeForm
 from portals.customer import bp
 from portals.customer.routes import my_account
-from provisioning import dids
+from app.numbers import operations as dids
 from provisioning.models import Extension
 from tenants.scope import subtree_ids
 

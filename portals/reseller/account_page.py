@@ -2,7 +2,7 @@
 
 Every route loads the account through tenants.get_or_404 (another tenant's account: 404),
 every change is a POST with CSRF, and each handler is thin: load, check, call one domain
-operation (app.account_operations, app.billing.*, provisioning.*), commit once.
+operation (app.accounts.operations, app.billing.*, provisioning.*), commit once.
 Edit forms carry the account's `version`: a stale form is refused and writes nothing.
 """
 import uuid
@@ -12,11 +12,12 @@ from flask import abort, flash, redirect, request, session, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
-from app import audit, live, money
-from app.account_operations import (STALE_MESSAGE, StaleEdit, account_logins, adjust_balance, check_version,
+from app import audit, money
+from app.calls import live
+from app.accounts.operations import (STALE_MESSAGE, StaleEdit, account_logins, adjust_balance, check_version,
                                     close_account, set_account_status, set_pin, set_portal_password,
                                     update_account)
-from app.accounts import Account
+from app.accounts.models import Account
 from app.audit import AuditEntry
 from app.billing import plans
 from app.billing.account_templates import save_template, values_from_account
@@ -30,7 +31,7 @@ from portals.account_forms import (AccountEditForm, ActionForm, AssignNumberForm
                                    NotesForm, PortalPasswordForm, TemplateNameForm, UsersChangeForm, amount)
 from portals.reseller import bp
 from portals.reseller.onboarding import rate_sheet_choices
-from provisioning import dids
+from app.numbers import operations as dids
 from provisioning.models import Extension
 from tenants import get_or_404
 
@@ -39,14 +40,14 @@ PAYMENT_KINDS = ("payment", "credit", "refund")
 
 def calls_in_progress(account_number: str) -> int | None:
     """Live calls from the AMI watchers' shared counts; None when not available."""
-    from app.in_use import account_in_use
+    from app.calls.in_use import account_in_use
 
     return account_in_use(account_number)
 
 
 def extension_calls(sip_username: str) -> int | None:
     try:
-        from app.in_use import extension_in_use
+        from app.calls.in_use import extension_in_use
     except ImportError:
         return None
     return extension_in_use(sip_username)

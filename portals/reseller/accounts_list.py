@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
-from app import account_list
-from app.account_list import (
+from app.accounts import listing as account_list
+from app.accounts.listing import (
     COLUMNS, COLUMNS_PREFERENCE, PAGE_SIZES, STATUS_FILTERS, TERMS_FILTERS, BulkError, ListQuery,
 )
 from app.extensions import db
-from app.preferences import clear_preference, get_preference, set_preference
+from app.logins.preferences import clear_preference, get_preference, set_preference
 from app.web import render
 from portals.reseller import bp
 from tenants.scope import current_scope

@@ -3,14 +3,14 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.conflicts import FieldError
 from app.extensions import db
 from app.web import render
 from portals.account_forms import ActionForm, NumberAssignForm, NumberPriceForm, plain_amount
 from portals.reseller import bp
-from provisioning import dids
-from provisioning.dids import Number
+from app.numbers import operations as dids
+from app.numbers.models import Number
 from provisioning.models import Extension
 from tenants import Tenant, get_or_404
 

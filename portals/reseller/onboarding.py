@@ -19,7 +19,7 @@ from app.rating.models import RateSheet
 from app.web import is_htmx, render
 from portals.account_forms import STEP1_FIELDS, Step1Form, Step2Form, amount
 from portals.reseller import bp
-from provisioning.dids import spare_numbers
+from app.numbers.operations import spare_numbers
 from tenants import Tenant, get_or_404
 
 # A typed password is never echoed back into the page (like any password field).
@@ -120,7 +120,7 @@ def account_new():
     form1 = _step1_form(request.form)
     if not form1.validate():
         return _render_step1(form1, status=422, keep_step2=True)
-    from app.auth import email_taken
+    from app.logins.operations import email_taken
 
     if email_taken(form1.email.data):
         form1.email.errors.append("This email is already used by another login.")

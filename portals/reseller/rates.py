@@ -235,8 +235,6 @@ def rate_delete(rate_id):
 # -- import / export -----------------------------------------------------------------------------
 @bp.post("/rates/<int:rate_sheet_id>/import")
 def rate_import(rate_sheet_id):
-    from workers.rating import import_rate_deck
-
     sheet = _own(RateSheet, rate_sheet_id)
     form = ImportForm()
     if form.validate():
@@ -249,7 +247,7 @@ def rate_import(rate_sheet_id):
             imp = new_import(sheet, content, filename=form.file.data.filename or "", mode=form.mode.data,
                              import_good_lines=form.import_good_lines.data, day_first=form.day_first.data,
                              created_by_id=current_user.id)
-            enqueue(import_rate_deck, imp.id, job_id=imp.job_id)
+            enqueue("workers.rating.import_rate_deck", imp.id, job_id=imp.job_id)
             job_id = imp.job_id
             db.session.commit()                       # the job is handed over after this commit
             return redirect(url_for("reseller.rate_import_progress", job_id=job_id), code=303)

@@ -10,7 +10,7 @@ from flask import redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.rating import reports
 from app.web import render

@@ -3,10 +3,10 @@ from flask import flash, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.settings import get_int
-from app.users import User
+from app.logins.models import User
 from app.web import render
 from portals.access import owner_only
 from portals.forms import LoginCreateForm, ResellerForm, create_login_from, create_reseller_from

@@ -15,8 +15,8 @@ from decimal import Decimal
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-from app.accounts import Account
-from app.calls import Call
+from app.accounts.models import Account
+from app.calls.models import Call
 from app.extensions import db
 from app.ledger import LedgerEntry
 from tests.ami.fake_server import FakeAsterisk

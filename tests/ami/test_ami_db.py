@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import ledger
-from app.calls import Call
+from app.calls.models import Call
 from app.extensions import db
 from provisioning.models import Extension
 from tests.ami.db_harness import (admitted, calling_account, calls_of, eventually_db, fresh_account, ledger_entries,
@@ -59,7 +59,7 @@ def test_a_call_naming_an_unknown_account_is_refused_and_not_stored(app, make_te
         assert (await w.hangups_of(channel))["Cause"] == "21"
         await w.settled()
         with unscoped():
-            from app.calls import Call
+            from app.calls.models import Call
             assert db.session.execute(select(Call)).first() is None
     run_db_world(app, scenario)
 

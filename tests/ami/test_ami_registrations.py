@@ -53,7 +53,7 @@ def test_contact_addresses_drop_scheme_user_and_parameters():
 
 
 def test_the_portal_reader_sums_live_servers_like_the_watcher_reader(app, redis_prefix):
-    from app import in_use
+    from app.calls import in_use
 
     async def write():
         client = aioredis.from_url(app.config["REDIS_URL"])
@@ -80,7 +80,7 @@ def test_the_portal_reader_sums_live_servers_like_the_watcher_reader(app, redis_
 
 
 def test_the_portal_reader_answers_none_without_redis(app):
-    from app import in_use
+    from app.calls import in_use
 
     saved, conn = app.config["REDIS_URL"], app.extensions.pop("ringledger_redis", None)
     app.config["REDIS_URL"] = None

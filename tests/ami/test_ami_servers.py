@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from app.asterisk import AsteriskServer
+from app.calls.servers import AsteriskServer
 from app.audit import AuditEntry
 from app.extensions import db
 from tests.ami.fake_server import FakeAsterisk

@@ -5,7 +5,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from tenants.scope import unscoped
 from tests.integration.onboarding_support import make_numbers, make_rate_sheet

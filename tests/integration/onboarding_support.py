@@ -53,7 +53,7 @@ def make_rate_sheet(tenant, name="Standard"):
 
 def make_numbers(tenant, count=1, *, setup="1.00", monthly="3.00", status="spare"):
     """DIDs already allocated to `tenant` as spare numbers (or the platform's, status=platform)."""
-    from provisioning.dids import Number
+    from app.numbers.models import Number
 
     ids = []
     with unscoped():

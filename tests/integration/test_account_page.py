@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.audit import AuditEntry
 from app.billing.account_templates import AccountTemplate
 from app.billing.models import ServicePlan
@@ -14,8 +14,8 @@ from app.billing.orders import Order, record_order
 from app.extensions import db
 from app.ledger import LedgerEntry, balance_mismatches
 from app.notifications.models import Notification
-from app.users import User
-from provisioning.dids import Number
+from app.logins.models import User
+from app.numbers.models import Number
 from provisioning.models import Extension
 from provisioning.realtime import PsEndpoint
 from tenants.scope import tenant_scope, unscoped

@@ -5,12 +5,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.audit import AuditEntry
 from app.billing.models import ServicePlan
 from app.extensions import db
-from app.preferences import UserPreference
-from provisioning.dids import Number
+from app.logins.preferences import UserPreference
+from app.numbers.models import Number
 from provisioning.models import Extension
 from tenants.scope import unscoped
 
@@ -470,7 +470,7 @@ def test_bulk_needs_the_csrf_token(app, world, owner):
 # --- the capped count ---------------------------------------------------------------------------
 
 def test_past_the_count_cap_the_list_says_more_than_and_keeps_paging(world, many, client, login, monkeypatch):
-    from app import account_list
+    from app.accounts import listing as account_list
 
     monkeypatch.setattr(account_list, "COUNT_CAP", 15)
     login(client, world.owner_b)

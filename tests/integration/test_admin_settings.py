@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import select
 
-from app.account_operations import create_account
+from app.accounts.operations import create_account
 from app.audit import AuditEntry
 from app.extensions import db
 from app.settings import PlatformSetting, get_int

@@ -2,8 +2,8 @@
 from sqlalchemy import select
 
 from app.extensions import db
-from app.users import User
-from tenants.operations import set_status
+from app.logins.models import User
+from app.resellers.operations import set_status
 from tenants.scope import unscoped
 from tests.conftest import PASSWORD
 

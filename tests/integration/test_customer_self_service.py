@@ -5,12 +5,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.billing.orders import Order
 from app.extensions import db
 from app.ledger import balance_mismatches
 from app.notifications.models import Notification
-from app.users import User
+from app.logins.models import User
 from provisioning.models import Extension
 from tenants.scope import unscoped
 
@@ -111,7 +111,7 @@ def test_the_numbers_page_and_a_number_request(setup, customer):
 def test_a_customer_never_sees_a_sibling_accounts_numbers(world, setup, new_client, login):
     sibling = onboard_account(world.a, number_ids=make_numbers(world.a, 1))
     with unscoped():
-        from provisioning.dids import Number
+        from app.numbers.models import Number
         sibling_number = db.session.execute(select(Number.number).where(Number.account_id == sibling)).scalar_one()
     client = login(new_client(), world.customer_a)
     for url in ("/portal/numbers", "/portal/users", "/portal/plan"):

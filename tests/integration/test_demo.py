@@ -1,9 +1,9 @@
 """The demo data a first run loads: logins that work, accounts with plans, rated calls, a true ledger."""
 from sqlalchemy import func, select
 
-from app.accounts import Account
-from app.calls import Call
-from app.demo import DEMO_LOGINS, load_demo
+from app.accounts.models import Account
+from app.calls.models import Call
+from app.cli.demo import DEMO_LOGINS, load_demo
 from app.extensions import db
 from app.ledger import balance_mismatches
 from tenants.scope import unscoped

@@ -50,7 +50,7 @@ def _server_id(owner):
     """Asterisk servers are platform-level (admin portal only): any existing one will do."""
     from sqlalchemy import select
 
-    from app.asterisk import AsteriskServer
+    from app.calls.servers import AsteriskServer
 
     server = db.session.execute(
         select(AsteriskServer).where(AsteriskServer.name == "isolation-pbx")).scalar_one_or_none()
@@ -107,7 +107,7 @@ _serial = itertools.count(1)
 
 @register_factory("number_id")
 def _number_id(owner):
-    from provisioning.dids import Number
+    from app.numbers.models import Number
 
     number = Number(tenant_id=owner.tenant.id, number=f"+44207946{next(_serial):04d}", country="GB",
                     status="assigned", account_id=owner.account.id)

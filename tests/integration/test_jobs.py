@@ -5,7 +5,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from app import jobs
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.ledger import LedgerEntry
 from tenants.scope import unscoped

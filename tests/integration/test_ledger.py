@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import ledger
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.ledger import LedgerEntry, balance_mismatches, post
 from tenants.scope import account_scope, tenant_scope, unscoped

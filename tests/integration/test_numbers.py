@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.ledger import LedgerEntry, balance_mismatches
-from provisioning.dids import DidImportError, Number, parse_csv
+from app.numbers.operations import DidImportError, Number, parse_csv
 from tenants.scope import unscoped
 
 from onboarding_support import make_numbers, onboard_account, row_counts
@@ -190,7 +190,7 @@ def test_two_requests_racing_for_one_number_assign_it_once(app, world):
     import threading
 
     from app.conflicts import FieldError
-    from provisioning import dids
+    from app.numbers import operations as dids
     from tenants.scope import tenant_scope
 
     a1, a2 = onboard_account(world.a), onboard_account(world.a)

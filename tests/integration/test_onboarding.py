@@ -6,14 +6,14 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.billing.models import PlanCountry, ServicePlan
 from app.billing.orders import Order
 from app.extensions import db
 from app.ledger import LedgerEntry, balance_mismatches
 from app.notifications.models import Notification
-from app.users import User
-from provisioning.dids import Number
+from app.logins.models import User
+from app.numbers.models import Number
 from provisioning.models import Extension
 from provisioning.realtime import PsAor, PsAuth, PsEndpoint
 from tenants.scope import unscoped
@@ -242,7 +242,7 @@ def test_another_resellers_rate_sheet_or_number_cannot_be_chosen(world, owner):
 
 def test_a_plan_name_is_never_reused_even_after_the_account_is_closed(world, owner):
     account_id = onboard_account(world.a, plan_name="Gold", initial_credit="20", cost_per_user="0")
-    from app.account_operations import adjust_balance, close_account
+    from app.accounts.operations import adjust_balance, close_account
     from tenants.scope import tenant_scope
     with tenant_scope(world.a.id):
         account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one()

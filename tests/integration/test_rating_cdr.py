@@ -274,7 +274,7 @@ def test_rating_job_ids_are_deterministic_per_minute():
 
 
 def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, make_tenant, make_account):
-    from app.calls import Call
+    from app.calls.models import Call
     from app.rating.cdr import CallRecord, store_rated_calls
 
     tenant = make_tenant()
@@ -303,7 +303,7 @@ def test_the_bulk_path_stores_calls_already_rated_with_the_same_results(app, mak
 
 
 def test_the_bulk_path_skips_records_of_accounts_outside_the_scope(app, make_tenant, make_account):
-    from app.calls import Call
+    from app.calls.models import Call
     from app.rating.cdr import CallRecord, store_rated_calls
 
     mine, theirs = make_tenant(), make_tenant()
@@ -328,7 +328,7 @@ def test_the_bulk_path_agrees_with_bundles_rate_call_on_random_calls(app, make_t
     must get what app.rating.bundles.rate_call gives with the bundle seconds left then."""
     import random
 
-    from app.calls import Call
+    from app.calls.models import Call
     from app.rating.bundles import rate_call
     from app.rating.cdr import CallRecord, store_rated_calls
     from app.rating.cost import ShortCallCharge, Tariff

@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from app.audit import AuditEntry
 from app.extensions import db
-from app.users import User
+from app.logins.models import User
 from tenants import Tenant
 from tenants.scope import unscoped
 

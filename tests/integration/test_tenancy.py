@@ -2,9 +2,9 @@
 import pytest
 from sqlalchemy import select, update
 
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
-from app.users import User
+from app.logins.models import User
 from tenants import Tenant, TenantScopeError
 from tenants.scope import DENY, account_scope, scope_for_user, tenant_scope, unscoped, use_scope
 

@@ -145,7 +145,7 @@ def write_cdrs(records: list[dict]) -> int:
 
 
 def _write_cdrs(records: list[dict]) -> int:
-    from app.accounts import Account
+    from app.accounts.models import Account
     from app.extensions import db
     from tenants.scope import unscoped
 
@@ -189,7 +189,7 @@ def _store_rated(by_tenant) -> int:
 
 def _store_unrated(by_tenant) -> int:
     """The calls without their rating (the catch-up job rates them); a stored one is kept."""
-    from app.calls import Call
+    from app.calls.models import Call
     from app.extensions import db
     from tenants.scope import tenant_scope
 

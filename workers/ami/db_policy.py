@@ -136,7 +136,7 @@ class DatabasePolicy:
             self._builder.submit(self._in_app, self._warm_up_db, ())
 
     def _warm_up_db(self) -> None:
-        from app.accounts import Account
+        from app.accounts.models import Account
         from app.billing.models import ServicePlan
         from app.extensions import db
         from app.rating.models import RateSheet
@@ -171,7 +171,7 @@ class DatabasePolicy:
 
     # ---- terms (cached) -------------------------------------------------------------------
     def _account(self, number: str):
-        from app.accounts import Account
+        from app.accounts.models import Account
         from app.extensions import db
         from tenants.scope import unscoped
 
@@ -408,7 +408,7 @@ class DatabasePolicy:
         await self._run(self._first_use_db, account_number, when)
 
     def _first_use_db(self, number: str, when: float) -> None:
-        from app.accounts import Account
+        from app.accounts.models import Account
         from app.extensions import db
         from tenants.scope import tenant_scope
 
@@ -458,7 +458,7 @@ class DatabasePolicy:
         await self._run(self._link_status_db, server, up, error, when)
 
     def _link_status_db(self, server: str, up: bool, error: str, when: float) -> None:
-        from app.asterisk import AsteriskServer
+        from app.calls.servers import AsteriskServer
         from app.extensions import db
 
         values = ({"last_connected_at": utc_naive(when)} if up

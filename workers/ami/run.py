@@ -9,7 +9,7 @@ their new settings, the others go on undisturbed. With no server enabled it says
 keeps checking, so the Procfile's `ami` process stays up.
 
 App config read here (all optional): AMI_RECHECK_SECONDS, AMI_COUNTS_PREFIX (the in-use
-counts' Redis prefix, shared with app/in_use.py), AMI_WATCH_SETTINGS (a WatchSettings).
+counts' Redis prefix, shared with app/calls/in_use.py), AMI_WATCH_SETTINGS (a WatchSettings).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def request_stop() -> None:
 
 def configured_servers(app) -> list[AsteriskServer]:
     """The enabled servers, as the watcher's plain records (sorted by name)."""
-    from app.asterisk import enabled_servers
+    from app.calls.servers import enabled_servers
     from app.extensions import db
     from tenants.scope import unscoped
 

@@ -20,7 +20,7 @@ def demo_command(reset):
     """Create the demo platform: admin, resellers, a sub-reseller, staff and accounts."""
     import logging
 
-    from app.demo import DEMO_LOGINS, load_demo
+    from app.cli.demo import DEMO_LOGINS, load_demo
 
     # The demo's welcome emails are logged in full when no SMTP is set: keep the output short.
     logging.getLogger("app.notifications.outbox").setLevel(logging.WARNING)

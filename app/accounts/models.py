@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.money import MONEY_SCALE
-from tenants.mixins import TenantOwned
+from tenants.mixins import AccountRecord
 from tenants.models import utcnow
 
 Money = Numeric(18, MONEY_SCALE)
@@ -17,13 +17,13 @@ BILLING_TYPES = ("prepaid", "postpaid")
 EXPIRY_MODES = ("none", "date", "days_after_first_use", "days_after_creation")
 
 
-class Account(TenantOwned, db.Model):
+class Account(AccountRecord, db.Model):
     __tablename__ = "accounts"
     # Every rated batch and payment rewrites the balance: room on each page keeps those updates
     # HOT (no new entry in any of the list indexes below).
     __table_args__ = (UniqueConstraint("account_number"), {"postgresql_with": {"fillfactor": 80}})
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # id: AccountRecord's primary key
     account_number: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(120))
     email: Mapped[str] = mapped_column(String(254), index=True)
@@ -86,7 +86,7 @@ class Account(TenantOwned, db.Model):
         return self.name or self.company or self.account_number
 
 
-# Indexes of the reseller's account list (app/account_list.py; bench/accounts_list.py).
+# Indexes of the reseller's account list (app/accounts/listing.py; bench/accounts_list.py).
 # Sorting: (column, id) so ORDER BY column, id LIMIT n reads the index in order; tenant_id is
 # carried in the leaf (INCLUDE, PostgreSQL) so the tenant filter needs no heap visit. They
 # also serve equality filters on status and terms. Balance is deliberately not indexed: it

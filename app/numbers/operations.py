@@ -13,56 +13,22 @@ Flush, never commit.
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 import phonenumbers
 import pycountry
-from sqlalchemy import ForeignKey, Index, Numeric, String, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select, update
 
 from app import audit, ledger, money
 from app.billing.proration import local_today, prorate
 from app.conflicts import FieldError
 from app.extensions import db
 from app.money import MONEY_SCALE
+from app.numbers.models import Number
 from provisioning import realtime
-from tenants.mixins import TenantOwned
 from tenants.models import Tenant, utcnow
 
-Money = Numeric(18, MONEY_SCALE)
-STATUSES = ("platform", "spare", "assigned")
 MAX_IMPORT_LINES = 50_000
-
-
-class Number(TenantOwned, db.Model):
-    """One DID. tenant_id is its holder: the root tenant while the platform keeps it."""
-    __tablename__ = "numbers"
-    __table_args__ = (Index("ix_numbers_tenant_status", "tenant_id", "status"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[str] = mapped_column(String(20), unique=True)   # E.164, with +
-    country: Mapped[str] = mapped_column(String(2))
-    # The platform's price to the reseller.
-    setup_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
-    monthly_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
-    # The reseller's price to its accounts (set to the cost on allocation; the reseller edits it).
-    sell_setup: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
-    sell_monthly: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
-    status: Mapped[str] = mapped_column(String(10), default="platform")
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
-    extension_id: Mapped[int | None] = mapped_column(ForeignKey("extensions.id", ondelete="SET NULL"), index=True)
-    allocated_at: Mapped[datetime | None] = mapped_column()
-    assigned_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    @property
-    def display(self) -> str:
-        try:
-            return phonenumbers.format_number(phonenumbers.parse(self.number), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-        except phonenumbers.NumberParseException:
-            return self.number
-
 
 # --- import ----------------------------------------------------------------------------------
 
@@ -346,3 +312,13 @@ def refresh_caller_id(extension, account) -> None:
     extension.caller_id = realtime.caller_id(account.display_name, did or extension.number)
     if extension.active:
         realtime.write_extension(extension, account)
+
+
+def refresh_caller_ids(account) -> None:
+    """Re-write every active extension's rows and caller id (after a change of name, language...)."""
+    from provisioning.models import Extension
+
+    for ext in db.session.execute(
+        select(Extension).where(Extension.account_id == account.id, Extension.active.is_(True))
+    ).scalars():
+        refresh_caller_id(ext, account)   # writes the realtime rows too

@@ -3,10 +3,10 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from app.auth import create_login
+from app.logins.operations import create_login
 from app.extensions import db
 from tenants.models import ROOT_SLUG, Tenant, place_in_tree
-from tenants.operations import create_tenant
+from app.resellers.operations import create_tenant
 
 PASSWORD = "ringledger"
 DEMO_LOGINS = [
@@ -97,7 +97,7 @@ def _demo_rate_sheet(tenant):
 
 
 def _demo_numbers(tenant):
-    from provisioning.dids import Number
+    from app.numbers.models import Number
 
     base = {"acme": 2079460100, "acme-north": 2079460200, "bluetel": 3012345600}[tenant.slug]
     prefix = "+44" if tenant.slug.startswith("acme") else "+49"
@@ -110,7 +110,7 @@ def _demo_numbers(tenant):
 
 def _demo_account(tenant, name, email, terms, currency, credit, limit, users, countries):
     from app.billing.onboarding import BasicInfo, PlanTerms, onboard
-    from provisioning.dids import Number
+    from app.numbers.models import Number
     from tenants.scope import tenant_scope
 
     with tenant_scope(tenant.id):
@@ -130,7 +130,7 @@ def _demo_calls(tenant, account_id):
     import random
     from datetime import timedelta
 
-    from app.calls import Call
+    from app.calls.models import Call
     from app.rating.cdr import rate_calls
     from tenants.models import utcnow
     from tenants.scope import tenant_scope

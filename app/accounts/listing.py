@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import func, or_, select
 
-from app.accounts import BILLING_TYPES, STATUSES, Account
+from app.accounts.models import BILLING_TYPES, STATUSES, Account
 from app.billing.models import ServicePlan
 from app.extensions import db
-from provisioning.dids import Number
+from app.numbers.models import Number
 from provisioning.models import Extension
 from tenants.models import Tenant
 
@@ -404,7 +404,7 @@ def list_accounts(lq: ListQuery) -> Result:
 
 # --- bulk status ----------------------------------------------------------------------------
 
-# action -> (operation of app.account_operations.set_account_status, statuses it applies to).
+# action -> (operation of app.accounts.operations.set_account_status, statuses it applies to).
 # A closed account is never reopened; one already in the target status is left alone.
 BULK_ACTIONS = {
     "activate": ("enable", ("disabled", "suspended")),
@@ -438,7 +438,7 @@ def bulk_set_status(ids: list[int], action: str) -> int:
     the account page's own operation (same audit entry, same side effects). The rows are
     locked first, so a concurrent edit waits instead of failing half-way. Flushes only.
     """
-    from app.account_operations import StaleEdit, set_account_status
+    from app.accounts.operations import StaleEdit, set_account_status
 
     if action not in BULK_ACTIONS:
         raise BulkError("Choose activate or deactivate.")

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from app import audit
 from app.extensions import db
-from app.users import PORTAL_OF_ROLE, ROLES, User
+from app.logins.models import PORTAL_OF_ROLE, ROLES, User
 from tenants.models import Tenant, utcnow
 
 

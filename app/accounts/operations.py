@@ -2,10 +2,10 @@
 from decimal import Decimal
 
 from app import audit, ledger
-from app.accounts import Account
+from app.accounts.models import Account
 from app.extensions import db
 from app.settings import get_int
-from provisioning.numbers import new_account_number, new_pin
+from app.accounts.numbering import new_account_number, new_pin
 
 
 def create_account(*, tenant_id: int, name: str, email: str, billing_type: str = "prepaid",
@@ -73,7 +73,7 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     """
     from app.conflicts import FieldError
     from app.ledger import LedgerEntry
-    from provisioning import realtime
+    from app.numbers.operations import refresh_caller_ids
     from sqlalchemy import select
     from tenants.models import utcnow
 
@@ -104,7 +104,7 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
         audit.record("account.updated", account, **{k: [str(a), str(b)] if not isinstance(a, (list, dict)) else [a, b]
                                                     for k, (a, b) in changes.items()})
     if {"name", "language"} & changes.keys():
-        realtime.refresh_account(account)
+        refresh_caller_ids(account)
     return changes
 
 
@@ -174,7 +174,7 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
 def account_logins(account_id: int):
     from sqlalchemy import select
 
-    from app.users import User
+    from app.logins.models import User
 
     return list(db.session.execute(
         select(User).where(User.account_id == account_id, User.role == "account_admin").order_by(User.id)
@@ -186,7 +186,8 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
     extensions leave Asterisk, logins are disabled; the records stay for invoices."""
     from app import money
     from app.conflicts import FieldError
-    from provisioning import dids, extensions
+    from app.numbers import operations as dids
+    from provisioning import extensions
 
     if account.status == "closed":
         raise FieldError(None, "This account is already closed.")
@@ -209,7 +210,7 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
 def set_portal_password(account: Account, password: str) -> "object":
     """Set the account administrator's password (creating the login from the account email if
     there is none yet); the account's email is told."""
-    from app.auth import LoginError, create_login
+    from app.logins.operations import LoginError, create_login
     from app.conflicts import FieldError
     from app.notifications.outbox import password_changed
 

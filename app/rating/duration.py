@@ -4,12 +4,16 @@ Credit is shared by all live calls of an account (MagnusBilling let 30 concurren
 one unit of credit because each call was checked alone). Policy (docs/rating.md, "Deadlines"):
 
 1. What hanging up every call right now would cost is already spent.
+   "Right now" is in whole seconds rounded down, as the switch and the call records count
+   billsec: a call answered 10 ms ago has spent nothing yet.
 2. Calls are admitted oldest first: a call is kept if the next step of its cost (the first
    block for a new call, nothing for a call inside a paid block) still fits in the credit;
-   a call that does not fit is hung up now (deadline 0). Older calls keep their place.
+   a call that does not fit is hung up now (deadline 0). Older calls keep their place: a new
+   call that cannot pay its first increment never shortens the calls already running.
 3. The kept calls drain the credit in parallel: T is the last second at which the cost of all
    of them running to T still fits. Each call is then cut at the end of the block it has paid
-   for at T (never earlier than T), so no call loses seconds it was charged for.
+   for at T (never earlier than T), so no call loses seconds it was charged for. What is left
+   buys further increments oldest call first.
 4. The caller recomputes whenever a call starts or ends, or the credit changes.
 
 Costs here are the exact integer form of cost.call_cost / bundles.rate_call. Where a short-call
@@ -29,7 +33,7 @@ MAX_CALL_SECONDS = 4 * 3600    # no call runs longer, even when credit or a free
 class LiveCall:
     call_id: Hashable          # the watcher's key, e.g. the channel's Uniqueid
     answered_at: float         # any clock: only orders the calls (oldest keeps its place)
-    elapsed: int               # whole seconds since answer, rounded UP; 0 for a call starting now
+    elapsed: int               # whole seconds since answer, rounded DOWN as billsec is (elapsed_seconds)
     tariff: Tariff
     bundle_seconds: int = 0    # this call's share of its country's remaining bundle
 
@@ -115,12 +119,40 @@ def shared_deadlines(credit, calls: Sequence[LiveCall], currency: str,
                                       for i in admitted) <= budget
 
         t = _last_true(1, max(cap - meters[i].elapsed for i in admitted), fits)
+        total = dropped_cost
         for i in admitted:
             m = meters[i]
-            end = min(m.elapsed + t, cap)
-            paid = m.exposure(end)
-            ends[i] = _last_true(end, cap, lambda d, m=m, paid=paid: m.exposure(d) <= paid)
+            ends[i] = _block_end(m, min(m.elapsed + t, cap), cap)
+            total += m.exposure(ends[i])
+        # The parallel drain leaves less than one more increment for every call: what is left
+        # buys further increments, oldest call first (admitted is in that order).
+        extended = True
+        while extended:
+            extended = False
+            for i in admitted:
+                m = meters[i]
+                if ends[i] >= cap:
+                    continue
+                extra = m.exposure(ends[i] + 1) - m.exposure(ends[i])
+                if 0 < extra and total + extra <= budget:
+                    total += extra
+                    ends[i] = _block_end(m, ends[i] + 1, cap)
+                    extended = True
     return [Deadline(c.call_id, end - m.elapsed, end) for c, m, end in zip(calls, meters, ends)]
+
+
+def _block_end(m: _Meter, end: int, cap: int) -> int:
+    """The last second of the block `end` falls in: hanging up earlier saves nothing."""
+    paid = m.exposure(end)
+    return _last_true(end, cap, lambda d: m.exposure(d) <= paid)
+
+
+def elapsed_seconds(now: float, answered: float, margin: float = 0.0) -> int:
+    """Whole seconds a call has been answered, rounded down: what its billsec would be if it
+    were hung up now (Asterisk's CDR billsec and the watcher's call records both round down).
+    `margin`: how long a hangup sent now takes to land; a call that close to its next second
+    will be billed for it."""
+    return max(0, int(now + margin - answered))
 
 
 def max_call_seconds(credit, tariff: Tariff, currency: str, *, bundle_seconds: int = 0,

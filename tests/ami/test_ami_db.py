@@ -197,6 +197,37 @@ def test_three_calls_share_prepaid_credit_are_cut_off_when_it_runs_out_and_are_r
     assert {e.idempotency_key for e in ledger_entries(account.id, "call")} == {f"call:{c.id}" for c in rated}
 
 
+@needs_rating
+def test_a_third_call_answered_within_the_same_second_is_refused_and_never_makes_the_others_overspend(
+        app, make_tenant, make_account):
+    # 0.15 at 0.60/min billed 6/6: two calls can pay one 6 s block each (0.12); the third, answered
+    # within the same second, cannot pay its first. It is refused (cause 21) and the first two run
+    # their 6 s: the balance ends at 0.03, never below zero.
+    account, exts = calling_account(make_tenant, make_account, credit="0.15", users=3,
+                                    rates=(("44", "GB", "0.60", 6, 6),))
+
+    async def scenario(w):
+        calls = [w.call(sip, account.account_number, UK) for _, sip in exts]
+        await w.settled()
+        answered = []
+        for name, gap in zip(calls, (0.0, 0.2, 0.4)):   # three answers inside one second
+            await asyncio.sleep(gap)
+            answered.append(time.time())
+            w.ami.answer(name)
+        refused = await w.hangups_of(calls[2], 3)
+        assert refused["Cause"] == "21" and refused.at - answered[2] < 0.5
+        for name, at in zip(calls[:2], answered):
+            cut = await w.hangups_of(name, 9)
+            assert cut["Cause"] == "16" and 5.95 <= cut.at - at <= 6.4, cut.at - at
+        await eventually_db(lambda: sum(1 for c in calls_of(account.id) if c.rated_at) == 3, timeout=5,
+                            what="3 rated CDRs")
+        assert w.watcher.refusals == 1
+    run_db_world(app, scenario, timeout=30)
+    rated = sorted(calls_of(account.id), key=lambda c: c.id)
+    assert sorted(c.billsec for c in rated) == [0, 6, 6]
+    assert fresh_account(account.id).balance == Decimal("0.03") == ledger_sum(account.id)
+
+
 def test_when_one_of_two_calls_sharing_credit_ends_the_other_gets_the_rest(app, make_tenant, make_account):
     # 2.00 at 2 x 1.00/s -> 1 s each; the second call ends within its first second (billsec 0,
     # free), so the first has the whole 2.00: 2 s.

@@ -68,10 +68,10 @@ def test_bundle_seconds_are_used_before_the_credit(app, make_tenant, make_accoun
         db.session.commit()
     t0 = time.time()
     assert deadlines(app, account.account_number, [live("a", t0)], t0) == {"a": pytest.approx(t0 + 11, abs=1e-3)}
-    # two calls to GB share the 10 s, 5 s each; one more second for both would need 2.00, so
-    # both stop when their share of the bundle is used up.
+    # two calls to GB share the 10 s, 5 s each; one more second for both would need 2.00: the
+    # 1.00 buys one more second for the older call only.
     got = deadlines(app, account.account_number, [live("a", t0), live("b", t0 + 0.1)], t0 + 0.2)
-    assert got == {"a": pytest.approx(t0 + 5, abs=1e-3), "b": pytest.approx(t0 + 0.1 + 5, abs=1e-3)}
+    assert got == {"a": pytest.approx(t0 + 6, abs=1e-3), "b": pytest.approx(t0 + 0.1 + 5, abs=1e-3)}
 
 
 def test_a_call_to_a_destination_without_a_rate_or_a_closed_country_is_hung_up_now(app, make_tenant, make_account):
@@ -125,3 +125,14 @@ def test_expiry_rules(mode, fields, expires):
     account = SimpleNamespace(**{"expiry_mode": mode, "expiry_date": None, "expiry_days": None,
                                  "first_used_at": None, "created_at": None, "timezone": "UTC", **fields})
     assert expiry_of(account, datetime(2026, 1, 1)) == expires
+
+
+def test_a_call_that_ended_but_is_not_in_the_ledger_yet_still_holds_its_cost(app, make_tenant, make_account):
+    # 2.00 at 1.00/s. Call a ended after 1.3 s (billsec 1: 1.00) and its record is not written
+    # yet, so the balance still reads 2.00: b, answered now, may spend only the other 1.00.
+    account, _ = calling_account(make_tenant, make_account, credit="2.00")
+    t0 = time.time()
+    ended = LiveCall("a", "pbx1", "PJSIP/x-a", "a", "a", "", "x", UK, t0 - 3, t0 - 1.3, t0)
+    got = deadlines(app, account.account_number, [ended, live("b", t0)], t0)
+    assert got == {"b": pytest.approx(t0 + 1, abs=1e-3)}
+    assert deadlines(app, account.account_number, [live("b", t0)], t0) == {"b": pytest.approx(t0 + 2, abs=1e-3)}

@@ -62,10 +62,12 @@ def test_thirty_concurrent_calls_cannot_pass_on_one_unit_of_credit():
 
 
 def test_thirty_concurrent_per_second_calls_drain_one_unit_of_credit_together():
-    calls = [LiveCall(i, 0, 0, PER_SECOND_CENT) for i in range(30)]
+    calls = [LiveCall(i, i, 0, PER_SECOND_CENT) for i in range(30)]
     deadlines = shared_deadlines(Decimal("1.00"), calls, "USD")
-    assert {d.hangup_in for d in deadlines} == {3}             # 30 × 3 s × 0.01 = 0.90; 4 s would be 1.20
-    assert sum(cost(PER_SECOND_CENT, d.max_duration) for d in deadlines) <= Decimal("1.00")
+    # 30 × 3 s × 0.01 = 0.90 together (4 s each would be 1.20); the 0.10 left buys one more
+    # second for the ten oldest calls, so the whole unit is used and not a cent more.
+    assert [d.hangup_in for d in deadlines] == [4] * 10 + [3] * 20
+    assert sum(cost(PER_SECOND_CENT, d.max_duration) for d in deadlines) == Decimal("1.00")
 
 
 def test_thirty_calls_started_one_second_apart_never_spend_more_than_the_credit():

@@ -51,6 +51,9 @@ class LiveCall:
     destination: str          # dialled number, '' if not known yet
     started: float
     answered: float | None    # None while ringing
+    # Set on a call that has ended but whose record is not in the ledger yet: its cost is
+    # spent (never given a deadline), so the calls still running cannot spend it again.
+    ended: float | None = None
 
 
 Deadlines = Mapping[str, Union[float, None]]  # LiveCall.key -> epoch deadline or None

@@ -26,7 +26,7 @@ from .balance import listen_balance_changes
 from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, Channel, Happening
 from .counts import CountsPublisher, InUseCounts
 from .link import AsteriskServer, ServerLink, WatchSettings
-from .policy import (CHANNEL_LIMIT, CPS_LIMIT, POLICY_ERROR, Admission, CallPolicy, LiveCall)
+from .policy import (CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, Admission, CallPolicy, LiveCall)
 from .registrations import Registration, registration_of
 
 __all__ = ["AsteriskServer", "WatchSettings", "Watcher", "watch", "run"]
@@ -72,6 +72,9 @@ class Watcher:
         self._versions: dict[str, int] = {}
         self._admission_tail: dict[str, asyncio.Future] = {}
         self._first_used: set[str] = set()
+        # account -> {call key: LiveCall}: answered calls that ended, until their record is in
+        # the ledger (the balance the policy reads does not show their cost before that).
+        self._unbilled: dict[str, dict[str, LiveCall]] = {}
         self._tasks: set[asyncio.Task] = set()        # short-lived: admissions, CDRs, ...
         self._chores: list[asyncio.Task] = []         # long-lived: heartbeat, balance notices
         self._stopped = False
@@ -187,6 +190,8 @@ class Watcher:
                 self._mark(account)
             elif kind == CALL_ENDED:
                 key = link.key(ch)
+                if ch.answered is not None and not ch.refused and ch.billed:
+                    self._unbilled.setdefault(account, {})[key] = self._live(link, ch, ended=time.time())
                 self._cancel(key)
                 self._hangups.pop(key, None)
                 self._deferred.pop(key, None)
@@ -309,9 +314,8 @@ class Watcher:
                  for ch in link.tracker.calls_of(account)]
         if not calls:
             return
-        live = [LiveCall(link.key(ch), link.name, ch.name, ch.uniqueid, ch.linkedid, account,
-                         ch.extension, ch.destination, ch.started, ch.answered)
-                for link, ch in calls]
+        live = [self._live(link, ch) for link, ch in calls]
+        live += self._unbilled.get(account, {}).values()
         version = self._versions[account] = self._versions.get(account, 0) + 1
         try:
             deadlines = self.policy.deadlines(account, live, time.time())
@@ -332,6 +336,11 @@ class Watcher:
         if self._versions.get(account) == version:  # else a newer computation supersedes it
             self._apply(calls, deadlines)
 
+    @staticmethod
+    def _live(link: ServerLink, ch: Channel, ended: float | None = None) -> LiveCall:
+        return LiveCall(link.key(ch), link.name, ch.name, ch.uniqueid, ch.linkedid, ch.account,
+                        ch.extension, ch.destination, ch.started, ch.answered, ended)
+
     def _apply(self, calls, deadlines) -> None:
         loop_now, wall_now = self.loop.time(), time.time()
         for link, ch in calls:
@@ -339,6 +348,10 @@ class Watcher:
                 continue
             key = link.key(ch)
             deadline = deadlines.get(key)
+            if (deadline is not None and ch.answered is not None and abs(deadline - ch.answered) < 0.001
+                    and key not in self._timers):
+                self._refuse_unaffordable(link, ch)   # not one second of it can be paid for
+                continue
             cutoff = self._timers.get(key)
             if cutoff is not None:
                 if deadline is not None and abs(cutoff.deadline - deadline) < 0.001:
@@ -348,6 +361,16 @@ class Watcher:
             if deadline is not None:
                 handle = self.loop.call_at(loop_now + (deadline - wall_now), self._cut_off, key)
                 self._timers[key] = _Cutoff(deadline, handle, link, ch)
+
+    def _refuse_unaffordable(self, link: ServerLink, ch: Channel) -> None:
+        """A call answered while the account's other live calls already hold its credit: it
+        is refused as admission refuses (the calls already running keep their deadlines)."""
+        if link.tracker.refuse(ch.uniqueid):
+            self.publishers[link.name].changed()
+        self.refusals += 1
+        log.warning("call refused on account %s (%s): hanging up %s to %s with cause %d", ch.account,
+                    NO_CREDIT, ch.name, ch.destination or "?", REFUSED_CAUSE)
+        self._hang_up(link, ch, REFUSED_CAUSE)
 
     def _cancel(self, key: str) -> None:
         cutoff = self._timers.pop(key, None)
@@ -382,15 +405,26 @@ class Watcher:
         reply.add_done_callback(functools.partial(_hangup_answered, link.name, ch.name))
 
     # ---- CDRs ----------------------------------------------------------------------------
+    def _billed(self, record: dict) -> None:
+        """The record is in the ledger (or given up on): its cost is in the balance now."""
+        calls = self._unbilled.get(record["accountcode"])
+        if calls is not None:
+            calls.pop(f"{record['server']}/{record['uniqueid']}", None)
+            if not calls:
+                del self._unbilled[record["accountcode"]]
+        self._mark(record["accountcode"])
+
     def _record_cdr(self, record: dict) -> None:
         try:
             result = self.policy.record_cdr(record)
         except Exception:
             log.exception("recording CDR %s failed; retrying", record["uniqueid"])
-            result = None
             self._spawn(self._retry_cdr(record))
+            return
         if inspect.isawaitable(result):
             self._spawn(self._await_cdr(record, result))
+        else:
+            self._billed(record)
 
     async def _await_cdr(self, record: dict, pending) -> None:
         try:
@@ -399,7 +433,7 @@ class Watcher:
             log.exception("recording CDR %s failed; retrying", record["uniqueid"])
             await self._retry_cdr(record)
             return
-        self._mark(record["accountcode"])  # the balance moved: deadlines follow
+        self._billed(record)  # the balance moved: deadlines follow
 
     async def _retry_cdr(self, record: dict, attempts: int = 3) -> None:
         for attempt in range(attempts):
@@ -409,9 +443,10 @@ class Watcher:
             except Exception:
                 log.exception("recording CDR %s failed (retry %d)", record["uniqueid"], attempt + 1)
                 continue
-            self._mark(record["accountcode"])
+            self._billed(record)
             return
         log.error("CDR NOT RECORDED, bill it by hand: %r", record)
+        self._billed(record)
 
     # ---- background chores ---------------------------------------------------------------
     async def _keep_alive(self) -> None:

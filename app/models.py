@@ -7,6 +7,7 @@ from app.billing.models import BundleUsage, PlanCountry, ServicePlan  # noqa: F4
 from app.billing.orders import Order  # noqa: F401
 from app.billing.plans import PlanName  # noqa: F401
 from app.calls.models import Call  # noqa: F401
+from app.calls.switch_cdrs import SwitchCdr  # noqa: F401
 from app.ledger import LedgerEntry  # noqa: F401
 from app.notifications.models import Notification  # noqa: F401
 from app.logins.preferences import UserPreference  # noqa: F401

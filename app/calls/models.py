@@ -2,7 +2,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, Numeric, String, UniqueConstraint, text
+from sqlalchemy import Index, Numeric, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -49,3 +49,7 @@ class Call(HighVolumeAccountOwned, db.Model):
     buy_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))  # reseller's own price
     rating_error: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The watcher's own measure, kept only when the switch's billsec (which wins) differs.
+    measured_billsec: Mapped[int | None] = mapped_column()
+    # Found in the switch's own CDRs (the watcher was away when it ended): billed then, once.
+    recovered: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -193,15 +193,18 @@ class CallRecord(NamedTuple):
     disposition: str = ""
     extension: str = ""
     linkedid: str = ""
+    measured_billsec: int | None = None   # the watcher's measure where the switch's billsec differs
+    recovered: bool = False               # from the switch's own CDR table (app/calls/switch_cdrs.py)
 
     @classmethod
     def of(cls, account_id, server, uniqueid, destination, started_at, billsec, answered_at=None, ended_at=None,
-           disposition="", extension="", linkedid="") -> "CallRecord":
+           disposition="", extension="", linkedid="", measured_billsec=None, recovered=False) -> "CallRecord":
         billsec = int(billsec or 0)
         # tuple.__new__: a namedtuple's own __new__ is a Python function, and this runs per CDR
         return tuple.__new__(cls, (account_id, str(server or "")[:64], str(uniqueid)[:64], str(destination or "")[:40],
                                    started_at, billsec if billsec > 0 else 0, answered_at, ended_at,
-                                   str(disposition or "")[:20], str(extension or "")[:40], str(linkedid or "")[:64]))
+                                   str(disposition or "")[:20], str(extension or "")[:40], str(linkedid or "")[:64],
+                                   measured_billsec, bool(recovered)))
 
 
 class _Account(NamedTuple):
@@ -321,7 +324,7 @@ _CALL_COLUMNS = ("id", "tenant_id") + CallRecord._fields + (
     "created_at")
 _CALL_TYPES = ("int4", "int4",
                "int4", "varchar", "varchar", "varchar", "timestamp", "int4", "timestamp", "timestamp", "varchar",
-               "varchar", "varchar",
+               "varchar", "varchar", "int4", "bool",
                "timestamp", "varchar", "int4", NUMERIC_BINARY, "int4", "int4", NUMERIC_BINARY, "varchar", "timestamp")
 _CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 

@@ -293,6 +293,17 @@ class FakeAsterisk:
                 client.send(encode({**reply, "Response": "Error", "Message": "No such channel"}))
         elif name == "coreshowchannels":
             self._core_show_channels(client, reply)
+        elif name == "getvar":
+            ch = self.channels.get(action.get("Channel", ""))
+            variable = action.get("Variable", "")
+            if ch is None:
+                client.send(encode({**reply, "Response": "Error", "Message": "No such channel"}))
+            elif variable.upper() == "CDR(ANSWER,U)":   # unformatted: epoch seconds, microseconds
+                answered = ch.get("_answered")
+                client.send(encode({**reply, "Variable": variable,
+                                    "Value": f"{answered:.6f}" if answered else "0.000000"}))
+            else:
+                client.send(encode({**reply, "Variable": variable, "Value": ""}))
         else:
             client.send(encode({**reply, "Response": "Error",
                                 "Message": "Invalid/unknown command"}))

@@ -17,7 +17,7 @@ REDIS_URL = "redis://127.0.0.1:6379/9"
 SERVER = "pbx1"  # the first switch; a second one, if asked for, is "pbx2"
 # Short time scales: the watchdog notices a hung link in ~0.3 s, reconnects in ~0.05 s.
 FAST = WatchSettings(ping_interval=0.1, ping_timeout=0.2, reconnect_min=0.05, reconnect_max=0.2,
-                     reconcile_timeout=2.0, hangup_retry=1.0, admit_timeout=2.0, alive_ttl=5)
+                     reconcile_timeout=2.0, hangup_retry=1.0, admit_timeout=2.0, alive_ttl=5, cdr_wait=0)
 
 
 def account(number: str = "100001", **terms) -> AccountTerms:

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from workers.ami.calls import (CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, CallTracker,
+from workers.ami.calls import (CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, CDR_SWITCH, CallTracker,
                                extension_of)
 
 T0 = 1_800_000_000.0
@@ -245,3 +245,23 @@ def test_reconciliation_does_not_revive_a_channel_that_hung_up_during_the_snapsh
     assert tracker.reconcile([snapshot_item("3.1", "PJSIP/1001-00000001")],
                              now=T0 + 11, asked_at=asked_at) == []
     assert tracker.channel("3.1") is None
+
+
+def test_the_cdr_of_a_channel_never_seen_still_bills_it_when_its_hangup_came_first():
+    # Asterisk sends the Hangup, then the Cdr. A channel the tracker never saw (it started while
+    # the link was away) must be billed from its Cdr, not dropped as "ended without a bill".
+    tracker = CallTracker("pbx1")
+    assert tracker.feed(hangup("8.8"), T0) == []
+    (happening,) = tracker.feed(cdr("8.8", billsec="15"), T0 + 0.01)
+    assert happening.kind == CDR_READY
+    assert (happening.record["billsec"], happening.record["disposition"]) == (15, "ANSWERED")
+
+
+def test_the_switch_cdr_after_a_hangup_record_is_passed_on_as_the_switch_s_word():
+    tracker = CallTracker("pbx1")
+    answered_call(tracker)
+    kinds_seen = [h.kind for h in tracker.feed(hangup("1.1"), T0 + 19.5)]
+    assert kinds_seen == [CALL_ENDED, CDR_READY]
+    (switch,) = tracker.feed(cdr("1.1", billsec="15"), T0 + 19.6)
+    assert switch.kind == CDR_SWITCH and (switch.record["billsec"], switch.record["disposition"]) == (15, "ANSWERED")
+    assert tracker.feed(cdr("1.1", billsec="15"), T0 + 19.7) == []     # once

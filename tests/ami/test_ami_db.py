@@ -574,3 +574,58 @@ def test_the_watcher_stops_at_once_even_right_after_it_logged_in(app, platform):
             await ami.stop()
     for _ in range(4):
         assert asyncio.run(once()) < 1.0
+
+
+# ---- calls that end while no watcher follows the switch --------------------------------------
+def _cdr_pgsql_row(ch: dict, server: str):
+    """What Asterisk's cdr_pgsql writes for a channel that ended (timezone=UTC)."""
+    from app.calls.switch_cdrs import SwitchCdr
+
+    utc = lambda t: datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None, microsecond=0)  # noqa: E731
+    answered, ended = ch["_answered"], ch["_ended"]
+    return SwitchCdr(calldate=utc(ch["_created"]), answer=utc(answered) if answered else None, end=utc(ended),
+                     src=ch["CallerIDNum"], dst=ch["Exten"], dcontext=ch["Context"], channel=ch["Channel"],
+                     lastapp="Dial", duration=int(ended - ch["_created"]),
+                     billsec=int(ended - answered) if answered else 0,
+                     disposition="ANSWERED" if answered else "NO ANSWER", accountcode=ch["AccountCode"],
+                     uniqueid=ch["Uniqueid"], linkedid=ch["Linkedid"], server=server)
+
+
+@needs_rating
+def test_calls_that_end_while_the_watcher_is_stopped_are_billed_once_after_it_starts(app, make_tenant, make_account):
+    from workers.ami.db_policy import DatabasePolicy
+    from workers.ami.watcher import AsteriskServer, Watcher
+
+    account, exts = calling_account(make_tenant, make_account, credit="100", users=3)
+
+    async def scenario(w):
+        calls = [w.call(sip, account.account_number, UK, answer=True) for _, sip in exts]
+        await w.settled()
+        await asyncio.sleep(1.2)
+        await w.watcher.stop()                          # the watcher goes away mid-call
+        await asyncio.sleep(1.1)
+        ended = [w.ami.hangup(name) for name in calls]  # ...and the calls end meanwhile
+        with unscoped():                                # the switch writes its own CDRs
+            db.session.add_all(_cdr_pgsql_row(ch, SERVER) for ch in ended)
+            db.session.commit()
+        policy = DatabasePolicy(app)
+        again = Watcher([AsteriskServer(SERVER, "127.0.0.1", w.ami.port, "ringledger", "s3cret")], policy,
+                        w.redis, w.watcher.settings)
+        await again.start()
+        try:
+            await eventually_db(lambda: len(calls_of(account.id)) == 3, timeout=5, what="3 calls billed")
+            await again.stop()
+            again = Watcher([AsteriskServer(SERVER, "127.0.0.1", w.ami.port, "ringledger", "s3cret")], policy,
+                            w.redis, w.watcher.settings)
+            await again.start()                         # a second start finds nothing more to bill
+            await eventually(lambda: again.links[SERVER].reconciliations >= 1, what="reconciled")
+            await asyncio.sleep(0.3)
+        finally:
+            await again.stop()
+            policy.close()
+    run_db_world(app, scenario, timeout=40)
+    calls = calls_of(account.id)
+    assert len(calls) == 3 and all(c.recovered and c.rated_at for c in calls)
+    assert all(c.billsec >= 2 for c in calls)
+    assert len(ledger_entries(account.id, "call")) == 3
+    assert fresh_account(account.id).balance == ledger_sum(account.id) == Decimal("100") - sum(c.cost for c in calls)

@@ -304,3 +304,39 @@ def test_a_call_whose_hangup_event_was_lost_ends_at_the_next_periodic_reconcilia
         assert await w.counts.account("100001") == 0 and w.ami.logins == 1
     ami_world(scenario, accounts=[account("100001")],
               settings=replace(FAST, reconcile_every=0.5))
+
+
+def test_a_call_answered_while_the_link_was_away_is_timed_from_the_switch_s_own_answer(ami_world):
+    # Reconciliation reads CDR(answer,u) of each answered channel: the call's real answer time,
+    # not a guess from the channel's age or the moment the link was lost.
+    async def scenario(w):
+        channel = w.call("1001", "100001")
+        await w.settled()
+        uid = w.ami.channels[channel]["Uniqueid"]
+        w.ami.refuse_connections = True
+        w.ami.drop_connections()
+        await asyncio.sleep(0.3)
+        w.ami.answer(channel, emit=False)
+        answered = w.ami.channels[channel]["_answered"]
+        await asyncio.sleep(0.3)
+        w.ami.refuse_connections = False
+        await eventually(lambda: w.link.reconciliations >= 2, timeout=3, what="reconciled after the reconnect")
+        ch = w.link.tracker.channel(uid)
+        assert abs(ch.answered - answered) < 1e-5 and ch.estimated is False   # microseconds, as sent
+        assert w.ami.actions("Getvar")[-1]["Variable"] == "CDR(answer,u)"
+    ami_world(scenario, accounts=[account("100001")])
+
+
+def test_the_switch_s_billsec_wins_over_the_watcher_s_and_the_difference_is_kept(ami_world):
+    async def scenario(w):
+        channel = w.call("1001", "100001", answer=True)
+        await w.settled()
+        await asyncio.sleep(1.2)
+        ch = w.ami.hangup(channel)                      # the watcher measures 1 s...
+        await asyncio.sleep(0.1)
+        ch["_answered"] -= 1.0                          # ...the switch bills 2 s
+        w.ami.cdr(ch)
+        await eventually(lambda: w.policy.accounts["100001"].cdrs, timeout=2, what="CDR")
+        (record,) = w.policy.accounts["100001"].cdrs
+        assert (record["billsec"], record["measured_billsec"], record["source"]) == (2, 1, "cdr")
+    ami_world(scenario, accounts=[account("100001")], settings=replace(FAST, cdr_wait=1.0))

@@ -32,6 +32,9 @@ UP = "6"  # ChannelState of an answered channel
 CALL_STARTED = "call_started"
 CALL_ANSWERED = "call_answered"
 CALL_ENDED = "call_ended"
+# The switch's own Cdr for a call whose record was already made at its Hangup: the watcher,
+# which holds that record a moment for it, takes the switch's billsec and disposition.
+CDR_SWITCH = "cdr_switch"
 CDR_READY = "cdr_ready"
 
 # Dialplan placeholders, not a dialled number.
@@ -114,7 +117,7 @@ class CallTracker:
         self._admitted: dict[str, int] = {}                       # account -> in-use count
         self._by_extension: dict[str, int] = {}
         self._ended: OrderedDict[str, bool] = OrderedDict()    # uniqueid -> was billed
-        self._cdr_done: OrderedDict[str, None] = OrderedDict()
+        self._cdr_done: OrderedDict[str, str | None] = OrderedDict()   # uid -> "hangup" if made then
         self.dirty_accounts: set[str] = set()       # counts changed since take_dirty()
         self.dirty_extensions: set[str] = set()
         self._handlers = {
@@ -220,8 +223,9 @@ class CallTracker:
                     out += self._on_newchannel(fields, now)
             elif ch.touched <= asked_at:
                 if fields.get("channelstate") == UP and ch.answered is None:
-                    ch.estimated = True
-                    self._answer(ch, max(ch.started, lost_at or now), out)
+                    exact = fields.get("answered_at")     # the switch's own, when it told us
+                    ch.estimated = exact is None
+                    self._answer(ch, exact if exact is not None else max(ch.started, lost_at or now), out)
                 self._set_account(ch, fields.get("accountcode", ""), out)
         return out
 
@@ -247,8 +251,13 @@ class CallTracker:
         out: list[Happening] = []
         self._set_account(ch, ev.get("accountcode", ""), out)
         if ev.get("channelstate") == UP:
-            ch.estimated = started != now  # answered before we could see it
-            self._answer(ch, started if ch.estimated else now, out)
+            exact = ev.get("answered_at")   # CDR(answer) read from the switch at reconciliation
+            if exact is not None:
+                ch.started = min(started, exact)
+                self._answer(ch, exact, out)
+            else:
+                ch.estimated = started != now  # answered before we could see it
+                self._answer(ch, started if ch.estimated else now, out)
         return out
 
     def _on_update(self, ev: dict, now: float) -> list[Happening]:
@@ -275,21 +284,28 @@ class CallTracker:
         ch = self._channels.pop(uid, None)
         if ch is None:
             if uid and uid not in self._ended:
-                self._remember(self._ended, uid, False)
+                self._remember(self._ended, uid, None)   # never seen: its Cdr will bill it
             return []
         return self._end(ch, now, _int(ev.get("cause")))
 
     def _on_cdr(self, ev: dict, now: float) -> list[Happening]:
         uid = ev.get("uniqueid", "")
-        if not uid or uid in self._cdr_done:
+        if not uid:
             return []
+        if uid in self._cdr_done:
+            if self._cdr_done[uid] != "hangup":
+                return []
+            self._cdr_done[uid] = "cdr"
+            switch = {"server": self.server, "uniqueid": uid, "accountcode": ev.get("accountcode", ""),
+                      "billsec": _int(ev.get("billableseconds")), "disposition": ev.get("disposition") or ""}
+            return [Happening(CDR_SWITCH, switch["accountcode"], None, switch)]
         ch = self._channels.get(uid)
         if ch is not None:
             if not ch.billed:
                 return []  # a leg of a call billed through another channel
             record = self._record(ch, now, None)
-        elif uid in self._ended or not ev.get("accountcode"):
-            return []      # ended without a bill here, or nobody to bill
+        elif self._ended.get(uid, None) is not None or not ev.get("accountcode"):
+            return []      # ended here without a bill (a leg billed elsewhere), or nobody to bill
         else:
             record = self._record_from_cdr(ev)
         record["source"] = "cdr"
@@ -347,7 +363,7 @@ class CallTracker:
         self._unindex(ch)
         out = [Happening(CALL_ENDED, ch.account, ch)]
         if ch.uniqueid not in self._cdr_done:
-            self._remember(self._cdr_done, ch.uniqueid, None)
+            self._remember(self._cdr_done, ch.uniqueid, "hangup")   # the switch's Cdr may follow
             out.append(Happening(CDR_READY, ch.account, ch, self._record(ch, now, cause)))
         return out
 

@@ -130,8 +130,12 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
         if calls is None:
             calls = by_tenant[ids[1]] = []
         end = utc_naive(end)
+        measured = record.get("measured_billsec")
         calls.append(of(ids[0], server, uniqueid, destination, utc_naive(start) or end or utc_naive(time.time()),
-                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid))
+                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid)
+                     if measured is None else
+                     of(ids[0], server, uniqueid, destination, utc_naive(start) or end or utc_naive(time.time()),
+                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid, measured))
     return by_tenant
 
 

@@ -475,6 +475,19 @@ class DatabasePolicy:
             db.session.commit()
         return changed
 
+    async def link_reconciled(self, server: str) -> dict:
+        """After every (re)connection: bill the calls that ended while the link was away from
+        the switch's own CDRs (app/calls/switch_cdrs.py); once, whoever else runs it."""
+        return await self._run(self._switch_cdrs_db)
+
+    def _switch_cdrs_db(self) -> dict:
+        from app.calls.switch_cdrs import reconcile_switch_cdrs
+        from app.extensions import db
+
+        result = reconcile_switch_cdrs(grace=timedelta(0))
+        db.session.commit()
+        return result
+
     async def link_status(self, server: str, up: bool, error: str, when: float) -> None:
         await self._run(self._link_status_db, server, up, error, when)
 

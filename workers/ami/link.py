@@ -48,6 +48,9 @@ class WatchSettings:
     read_chunk: int = 16 * 1024     # bytes read from a link per loop turn
     recompute_delay: float = 0.01   # gather an account's changes this long before recomputing
     registration_flush: float = 0.5  # registration changes are handed to the policy in batches
+    # A call's record made at its Hangup waits this long for the switch's own Cdr event
+    # (cdr_manager), whose billsec and disposition win; 0: record at once.
+    cdr_wait: float = 2.0
 
 
 class LinkListener(Protocol):
@@ -253,6 +256,28 @@ class ServerLink:
                 if self.manager.protocol is protocol:  # still the same session
                     self.abort(f"no Pong within {self.settings.ping_timeout}s")
 
+    async def _read_answer_times(self, items: list[dict]) -> None:
+        """The switch's own answer time of each answered channel (`CDR(answer,u)`: epoch with
+        microseconds), so a call found at reconciliation is billed and cut from its real answer,
+        not from a guess. A channel whose answer cannot be read keeps the guess (`estimated`)."""
+        up = [item for item in items if item.get("channelstate") == "6" and item.get("channel")]
+        replies = [self.send({"Action": "Getvar", "Channel": item["channel"], "Variable": "CDR(answer,u)"})
+                   for item in up]
+        pending = [(item, reply) for item, reply in zip(up, replies) if reply is not None]
+        if not pending:
+            return
+        done = await asyncio.gather(*(asyncio.wait_for(asyncio.shield(r), self.settings.reconcile_timeout)
+                                      for _, r in pending), return_exceptions=True)
+        for (item, _), answer in zip(pending, done):
+            if isinstance(answer, BaseException) or not getattr(answer, "success", True):
+                continue
+            try:
+                value = float(answer.get("Value") or 0)
+            except (TypeError, ValueError):
+                continue
+            if value > 0:
+                item["answered_at"] = value
+
     async def _reconcile(self) -> None:
         asked_at = self.tracker.seq
         reply = self.send({"Action": "CoreShowChannels"})
@@ -266,7 +291,8 @@ class ServerLink:
         if not isinstance(reply, list):  # a single Response: Error
             self.abort(f"CoreShowChannels refused: {reply.get('Message', reply)}")
             return
-        items = [m for m in reply if m.get("Event") == "CoreShowChannel"]
+        items = [{k.lower(): v for k, v in m.items()} for m in reply if m.get("Event") == "CoreShowChannel"]
+        await self._read_answer_times(items)
         happenings = self.tracker.reconcile(items, time.time(), asked_at, self.lost_at)
         self.lost_at = None
         self.reconciliations += 1

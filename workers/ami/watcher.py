@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .balance import listen_balance_changes
-from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, Channel, Happening
+from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, CDR_SWITCH, Channel, Happening
 from .counts import CountsPublisher, InUseCounts
 from .link import AsteriskServer, ServerLink, WatchSettings
 from .policy import (CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, Admission, CallPolicy, LiveCall)
@@ -75,6 +75,7 @@ class Watcher:
         # account -> {call key: LiveCall}: answered calls that ended, until their record is in
         # the ledger (the balance the policy reads does not show their cost before that).
         self._unbilled: dict[str, dict[str, LiveCall]] = {}
+        self._held: dict[str, tuple[dict, asyncio.TimerHandle]] = {}   # records awaiting the switch's Cdr
         self._tasks: set[asyncio.Task] = set()        # short-lived: admissions, CDRs, ...
         self._chores: list[asyncio.Task] = []         # long-lived: heartbeat, balance notices
         self._stopped = False
@@ -108,6 +109,8 @@ class Watcher:
         self._stopped = True
         for link in self.links.values():
             link.stop()
+        for key in list(self._held):   # the switch's Cdr will not come to us now
+            self._release_held(key)
         if self._registration_handle is not None:
             self._registration_handle.cancel()
             self._registration_handle = None
@@ -197,13 +200,21 @@ class Watcher:
                 self._deferred.pop(key, None)
                 self._mark(account)
             elif kind == CDR_READY:
-                self._record_cdr(record)
+                if record.get("source") == "hangup" and self.settings.cdr_wait > 0:
+                    self._hold_for_switch_cdr(record)
+                else:
+                    self._record_cdr(record)
+            elif kind == CDR_SWITCH:
+                self._switch_cdr(record)
         tracker = link.tracker
         if tracker.dirty_accounts or tracker.dirty_extensions:
             self.publishers[link.name].changed()
 
     def link_reconciled(self, link: ServerLink, happenings: list[Happening]) -> None:
         self.link_events(link, happenings)
+        hook = getattr(self.policy, "link_reconciled", None)   # e.g. bill from the switch's CDRs
+        if callable(hook) and not self._stopped:
+            self._spawn(_call(hook, link.name))
         self.publishers[link.name].rebuild()
         for account in link.tracker.accounts():
             self._mark(account)
@@ -405,6 +416,38 @@ class Watcher:
         reply.add_done_callback(functools.partial(_hangup_answered, link.name, ch.name))
 
     # ---- CDRs ----------------------------------------------------------------------------
+    def _hold_for_switch_cdr(self, record: dict) -> None:
+        key = f"{record['server']}/{record['uniqueid']}"
+        handle = self.loop.call_later(self.settings.cdr_wait, self._release_held, key)
+        self._held[key] = (record, handle)
+
+    def _release_held(self, key: str) -> None:
+        """No Cdr came from the switch in time: the watcher's own record is the bill."""
+        held = self._held.pop(key, None)
+        if held is not None:
+            held[1].cancel()
+            self._record_cdr(held[0])
+
+    def _switch_cdr(self, switch: dict) -> None:
+        """The switch's clock wins: its billsec and disposition replace the watcher's own;
+        the watcher's measure stays on the record (`measured_billsec`) when they differ."""
+        key = f"{switch['server']}/{switch['uniqueid']}"
+        held = self._held.pop(key, None)
+        if held is None:
+            log.warning("Cdr %s from the switch came after the call was recorded (billsec %s): not applied",
+                        key, switch["billsec"])
+            return
+        record, handle = held
+        handle.cancel()
+        record = dict(record, source="cdr")
+        if switch["billsec"] is not None and switch["billsec"] != record["billsec"]:
+            log.info("call %s: the switch billed %s s, the watcher measured %s s: the switch's wins",
+                     key, switch["billsec"], record["billsec"])
+            record["measured_billsec"], record["billsec"] = record["billsec"], switch["billsec"]
+        if switch["disposition"]:
+            record["disposition"] = switch["disposition"]
+        self._record_cdr(record)
+
     def _billed(self, record: dict) -> None:
         """The record is in the ledger (or given up on): its cost is in the balance now."""
         calls = self._unbilled.get(record["accountcode"])

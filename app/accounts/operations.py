@@ -2,6 +2,7 @@
 from decimal import Decimal
 
 from app import audit, ledger
+from app.calls import live
 from app.accounts.models import Account
 from app.extensions import db
 from app.settings import get_int
@@ -125,6 +126,7 @@ def set_account_status(account: Account, action: str, *, version=None) -> str:
     flush_versioned()
     audit.record({"enable": "account.enabled", "disable": "account.disabled", "suspend": "account.suspended"}[action],
                  account, old=old, new=new)
+    live.announce(account.account_number)   # the watchers hang up its live calls (or admit again)
     return new
 
 
@@ -204,6 +206,7 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
     old, account.status = account.status, "closed"
     flush_versioned()
     audit.record("account.closed", account, old=old, numbers_released=released)
+    live.announce(account.account_number)
     return released
 
 

@@ -629,3 +629,49 @@ def test_calls_that_end_while_the_watcher_is_stopped_are_billed_once_after_it_st
     assert all(c.billsec >= 2 for c in calls)
     assert len(ledger_entries(account.id, "call")) == 3
     assert fresh_account(account.id).balance == ledger_sum(account.id) == Decimal("100") - sum(c.cost for c in calls)
+
+
+# ---- a status change or an expiry cuts live calls ---------------------------------------------
+@needs_rating
+def test_suspending_an_account_hangs_up_its_live_calls_on_every_switch_and_says_so(
+        app, make_tenant, make_account):
+    from app.accounts.operations import set_account_status
+    from app.audit import AuditEntry
+
+    account, exts = calling_account(make_tenant, make_account, credit="100")   # 100 s of credit
+
+    async def scenario(w):
+        calls = [w.call(exts[0][1], account.account_number, UK, answer=True, on=0),
+                 w.call(exts[1][1], account.account_number, UK, answer=True, on=1)]
+        await w.settled()
+        await asyncio.sleep(1.1)
+        with unscoped():
+            acct = fresh_account(account.id)
+            set_account_status(acct, "suspend")
+            db.session.commit()                     # the notice goes out after the commit
+        suspended = time.time()
+        cuts = [await w.hangups_of(name, 3, on=n) for n, name in enumerate(calls)]
+        assert all(0 <= cut.at - suspended < 0.5 for cut in cuts), [cut.at - suspended for cut in cuts]
+        await eventually_db(lambda: sum(1 for c in calls_of(account.id) if c.rated_at) == 2, what="2 rated calls")
+    run_db_world(app, scenario, servers=2)
+    with unscoped():
+        entries = list(db.session.execute(select(AuditEntry).where(
+            AuditEntry.account_id == account.id, AuditEntry.action == "account.calls_hung_up")).scalars())
+    assert len(entries) == 1 and entries[0].details["reason"] == "account suspended"
+    assert len(entries[0].details["calls"]) == 2
+    calls = calls_of(account.id)
+    assert all(1 <= c.billsec <= 2 for c in calls)              # charged up to the hang-up
+    assert fresh_account(account.id).balance == ledger_sum(account.id) == Decimal("100") - sum(c.cost for c in calls)
+
+
+def test_a_call_is_cut_when_its_account_expires_during_it(app, make_tenant, make_account):
+    account, exts = calling_account(make_tenant, make_account, credit="100")
+    expires = time.time() + 1.5
+    set_account(account.id, expiry_mode="days_after_creation", expiry_days=1,
+                created_at=datetime.fromtimestamp(expires, timezone.utc).replace(tzinfo=None) - timedelta(days=1))
+
+    async def scenario(w):
+        channel = w.call(exts[0][1], account.account_number, UK, answer=True)
+        cut = await w.hangups_of(channel, 4)
+        assert 0 <= cut.at - expires < 0.3, cut.at - expires
+    run_db_world(app, scenario)

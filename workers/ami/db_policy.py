@@ -118,6 +118,7 @@ class DatabasePolicy:
         self._building: set[tuple] = set()
         self._lock = threading.Lock()
         self._cdrs = CdrWriter(self._write_cdrs, max_batch=cdr_batch)
+        self._cut_reported: set[str] = set()   # accounts whose calls are being cut for their status
 
     # ---- plumbing -------------------------------------------------------------------------
     def attach(self, watcher) -> None:
@@ -370,6 +371,15 @@ class DatabasePolicy:
         account = self._account(number)
         if account is None:
             return out
+        running = [c for c in live_calls if c.ended is None]
+        expires = expiry_of(account, utc_naive(now))
+        if account.status != "active" or (expires is not None and utc_naive(now) >= expires):
+            self._cut_for_status(account, running, "expired" if account.status == "active" else account.status)
+            return {c.key: now for c in running}   # every switch: the watcher follows them all
+        self._cut_reported.discard(number)
+        # An expiry during the call ends it then (seconds, UTC).
+        expiry_cap = (None if expires is None
+                      else expires.replace(tzinfo=timezone.utc).timestamp())
         terms = self._terms_of(account)
         bundle_left = self._bundle_left(terms, terms.day)
         # Calls that ended but are not in the ledger yet: their cost is spent. Counted at full
@@ -422,7 +432,24 @@ class DatabasePolicy:
         answered = {c.key: c.answered for c, _ in rated}
         for d in found:
             out[d.call_id] = answered[d.call_id] + d.max_duration
+        if expiry_cap is not None:
+            out = {k: expiry_cap if v is None or v > expiry_cap else v for k, v in out.items()}
         return out
+
+    def _cut_for_status(self, account, calls, why: str) -> None:
+        """Say once in the account's history that its live calls are being hung up, and why."""
+        from app import audit
+        from app.extensions import db
+        from tenants.scope import unscoped
+
+        if account.account_number in self._cut_reported or not calls:
+            return
+        self._cut_reported.add(account.account_number)
+        with unscoped():
+            audit.record("account.calls_hung_up", account, reason=f"account {why}",
+                         calls=[f"{c.server}: {c.channel}" for c in calls])
+            db.session.commit()
+        log.warning("account %s is %s: hanging up its %d live call(s)", account.account_number, why, len(calls))
 
     # ---- first use ------------------------------------------------------------------------
     async def first_use(self, account_number: str, when: float) -> None:

@@ -8,6 +8,8 @@
 2. cutoff: 200 answered prepaid calls on 20 accounts whose shared credit runs out at different
    times -> deadline-to-Hangup latency as received by the switch (p50/p95/p99/max) and the
    total overshoot in seconds and money; once on a quiet link, once under a full-speed flood.
+3. reconnection: 200 answered calls whose deadlines pass while the link is down -> latency
+   from the reconciliation snapshot to each Hangup received (target p99 <= 250 ms).
 Prints figures; asserts nothing. Uses Redis DB 9 under a unique prefix, removed afterwards.
 """
 from __future__ import annotations
@@ -114,6 +116,15 @@ async def switch(conn) -> None:
                 conn.send(len(ami.channels))
             elif command == "hangups":
                 conn.send([(a["Channel"], a.at) for a in ami.actions("Hangup")])
+            elif command == "drop":              # the link breaks; the switch refuses for a while
+                ami.refuse_connections = True
+                ami.drop_connections()
+                conn.send(time.time())
+            elif command == "allow":
+                ami.refuse_connections = False
+                conn.send(time.time())
+            elif command == "snapshots":         # when each CoreShowChannels reached the switch
+                conn.send([a.at for a in ami.actions("CoreShowChannels")])
             elif command == "stop":
                 conn.send(None)
                 return
@@ -244,6 +255,40 @@ async def bench_cutoff(switch: Switch, watcher: Watcher, policy: RecordingPolicy
           f"call) = {PRICE * Decimal(str(round(overshoot, 6))):.4f} at {PRICE}/s")
 
 
+async def bench_reconnect(switch: Switch, watcher: Watcher, policy: RecordingPolicy, round_: int,
+                          accounts: int, per_account: int) -> None:
+    """Calls whose deadlines pass while the link is down: hung up once reconciliation finds
+    them. Latency from the snapshot request reaching the switch to each Hangup received."""
+    server = next(iter(watcher.links))
+    link = watcher.links[server]
+    numbers = [f"{round_}{k:05d}" for k in range(accounts)]
+    for k, number in enumerate(numbers):
+        policy.accounts[number] = AccountTerms(number, balance=PRICE * per_account * Decimal("1.0"),
+                                               price_per_second=PRICE)
+    legs = [(f"PJSIP/{number}{c:02d}-{round_:02d}{k:02d}{c:04x}", number)
+            for k, number in enumerate(numbers) for c in range(per_account)]
+    await switch.ask("calls", legs)
+    await asyncio.sleep(0.3)
+    await settle(watcher)
+    await switch.ask("answer", ([name for name, _ in legs], 0.2))
+    await asyncio.sleep(0.2)
+    reconciled = link.reconciliations
+    await switch.ask("drop")                     # deadlines (about 1 s) pass while it is down
+    await asyncio.sleep(2.0)
+    await switch.ask("allow")
+    deadline = time.time() + 30
+    while link.reconciliations <= reconciled and time.time() < deadline:
+        await asyncio.sleep(0.01)
+    while await switch.ask("live") and time.time() < deadline:
+        await asyncio.sleep(0.05)
+    snapshot = (await switch.ask("snapshots"))[-1]
+    names = {name for name, _ in legs}
+    hangups = [at for name, at in await switch.ask("hangups") if name in names]
+    print(f"cutoff after a reconnection: {len(legs)} calls overdue while the link was down, "
+          f"{len(hangups)} hung up\n"
+          f"  snapshot asked -> Hangup received by the switch: {spread([at - snapshot for at in hangups])}")
+
+
 async def main(args) -> None:
     prefix = f"ami-bench:{uuid.uuid4().hex[:8]}"
     client = aioredis.from_url(REDIS_URL)
@@ -272,6 +317,7 @@ async def main(args) -> None:
                            under_flood=False, sent=sent)
         await bench_cutoff(switch, watcher, policy, 2, args.accounts, args.calls_per_account,
                            under_flood=True, sent=sent)
+        await bench_reconnect(switch, watcher, policy, 3, args.accounts, args.calls_per_account)
     finally:
         if watcher is not None:
             await watcher.stop()

@@ -132,15 +132,18 @@ async def admitted(w, account_number: str, n: int, timeout: float = 5.0) -> None
 
 
 def run_db_world(app, scenario, *, settings=DB_FAST, servers: int = 1, timeout: float = 25.0,
-                 terms_ttl: float = 60.0):
+                 terms_ttl: float = 60.0, prepare=None):
     """Run `scenario(world)` against fresh fake Asterisks, a Watcher and a DatabasePolicy.
 
     The world's `prefix` keys the in-use counts (also set as the app's AMI_COUNTS_PREFIX, so
-    portal pages read them); balance notices use the app's real channel (ledger.post)."""
+    portal pages read them); balance notices use the app's real channel (ledger.post).
+    `prepare(amis)` runs before the watcher starts (phones already registered, say)."""
     async def main():
         prefix = f"ami-dbtest:{uuid.uuid4().hex[:10]}"
         client = aioredis.from_url(app.config["REDIS_URL"])
         amis = [await FakeAsterisk().start() for _ in range(servers)]
+        if prepare is not None:
+            prepare(amis)      # what the switches hold before the watcher starts
         old_prefix = app.config.get("AMI_COUNTS_PREFIX")
         tuned = replace(settings, counts_prefix=f"{prefix}:inuse")
         app.config["AMI_COUNTS_PREFIX"] = tuned.counts_prefix

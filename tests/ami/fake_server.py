@@ -78,6 +78,7 @@ class FakeAsterisk:
         self.refuse_connections = False           # Asterisk down, host up: accept, then RST
         self.ignore_hangups = False               # answer Hangup actions but keep the channel
         self.channels: dict[str, dict] = {}        # live channels by name
+        self.contacts: dict[str, str] = {}         # PJSIP endpoint -> contact URI (registered phones)
         self.recorded_actions: list[RecordedAction] = []
         self.connections = 0
         self.logins = 0
@@ -304,6 +305,8 @@ class FakeAsterisk:
                                     "Value": f"{answered:.6f}" if answered else "0.000000"}))
             else:
                 client.send(encode({**reply, "Variable": variable, "Value": ""}))
+        elif name == "pjsipshowcontacts":
+            self._show_contacts(client, reply)
         else:
             client.send(encode({**reply, "Response": "Error",
                                 "Message": "Invalid/unknown command"}))
@@ -321,6 +324,26 @@ class FakeAsterisk:
         parts.append(encode({"Event": "CoreShowChannelsComplete", **action_id,
                              "EventList": "Complete", "ListItems": str(len(self.channels))}))
         client.send(b"".join(parts))  # one write: the snapshot is atomic, as in Asterisk
+
+
+    def _show_contacts(self, client: _Connection, reply: dict) -> None:
+        """Asterisk 22's PJSIPShowContacts: one ContactList event per contact, then ContactListComplete."""
+        action_id = {"ActionID": reply["ActionID"]} if "ActionID" in reply else {}
+        parts = [encode({**reply, "EventList": "start", "Message": "A listing of Contacts follows, presented as ContactList events"})]
+        for endpoint, uri in self.contacts.items():
+            via = uri.split("@", 1)[-1].split(";", 1)[0]
+            parts.append(encode({
+                "Event": "ContactList", **action_id, "ObjectType": "contact",
+                "ObjectName": f"{endpoint};@{abs(hash(uri)):x}", "ViaAddr": via.rsplit(":", 1)[0],
+                "QualifyTimeout": "3.000000", "CallId": f"{endpoint}-call", "RegServer": "",
+                "PruneOnBoot": "false", "Path": "", "Endpoint": endpoint, "ViaPort": via.rsplit(":", 1)[-1],
+                "AuthenticateQualify": "false", "Uri": uri, "QualifyFrequency": "60",
+                "UserAgent": "Yealink", "ExpirationTime": str(int(time.time()) + 3600), "OutboundProxy": "",
+                "Status": "Reachable", "RoundtripUsec": "1234", "Aor": endpoint,
+            }))
+        parts.append(encode({"Event": "ContactListComplete", **action_id, "EventList": "Complete",
+                             "ListItems": str(len(self.contacts))}))
+        client.send(b"".join(parts))
 
 
 def _stamp(ts: float) -> str:

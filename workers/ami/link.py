@@ -127,6 +127,7 @@ class ServerLink:
         self.lost_at: float | None = None   # wall time the link went down (None while up)
         self.logins = 0
         self.reconciliations = 0
+        self.contact_reads = 0      # PJSIPShowContacts snapshots read
         self.events = 0             # every event received, handled or skipped
         self._handled = self.tracker.handled_events
         self._registrations = (REGISTRATION_EVENTS if getattr(listener, "wants_registrations", False)
@@ -299,3 +300,25 @@ class ServerLink:
         log.info("AMI %s: reconciled %d live channels (%d changes)",
                  self.name, len(items), len(happenings))
         self.listener.link_reconciled(self, happenings)
+        if self._registrations:
+            await self._read_contacts()
+
+    async def _read_contacts(self) -> None:
+        """Registrations made before this session (the watcher started, or the link was down):
+        PJSIPShowContacts lists every contact, one ContactList event each."""
+        reply = self.send({"Action": "PJSIPShowContacts"})
+        if reply is None:
+            return
+        try:
+            reply = await asyncio.wait_for(reply, self.settings.reconcile_timeout)
+        except asyncio.TimeoutError:
+            log.warning("AMI %s: no PJSIPShowContacts answer", self.name)
+            return
+        if not isinstance(reply, list):   # chan_pjsip not loaded, or an older Asterisk
+            log.info("AMI %s: PJSIPShowContacts refused: %s", self.name, reply.get("Message", reply))
+            return
+        contacts = [m for m in reply if m.get("Event") == "ContactList"]
+        for message in contacts:
+            self.listener.link_registration(self, {k.lower(): v for k, v in message.items()})
+        self.contact_reads += 1
+        log.info("AMI %s: read %d PJSIP contacts", self.name, len(contacts))

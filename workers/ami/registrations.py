@@ -5,6 +5,7 @@ is the SIP username (PJSIP endpoint id = Extension.sip_username, see provisionin
 
 | event | endpoint from | registered | not registered | contact |
 |---|---|---|---|---|
+| ContactList (PJSIPShowContacts, at start and after every reconnect) | Endpoint, else Aor | any other Status (the contact exists: Reachable, NonQualified, Unknown, Created) | Unreachable, Unavailable, Removed | Uri |
 | ContactStatus (PJSIP) | EndpointName, else AOR | Created, Updated, Reachable, NonQualified | Removed, Unreachable | URI (`sip:1001@10.0.0.5:5060;ob` -> `10.0.0.5:5060`) |
 | PeerStatus | Peer (`PJSIP/1001`, `SIP/1001`) | Registered, Reachable, Lagged | Unregistered, Unreachable, Rejected | Address, if any |
 | DeviceStateChange | Device (`PJSIP/1001`) | NOT_INUSE, INUSE, BUSY, RINGING, RINGINUSE, ONHOLD | UNAVAILABLE | – |
@@ -63,6 +64,11 @@ def registration_of(fields: dict, now: float) -> Registration | None:
             up = False
         else:
             return None
+    elif event == "contactlist":   # one contact of a PJSIPShowContacts snapshot
+        endpoint = fields.get("endpoint") or fields.get("aor") or ""
+        status = str(fields.get("status", "")).lower()
+        contact = contact_address(fields.get("uri", "")) or None
+        up = status not in _CONTACT_DOWN and status != "unavailable"
     elif event == "peerstatus":
         endpoint = _device_endpoint(fields.get("peer", ""))
         status = str(fields.get("peerstatus", "")).lower()

@@ -211,6 +211,11 @@ class Watcher:
             self.publishers[link.name].changed()
 
     def link_reconciled(self, link: ServerLink, happenings: list[Happening]) -> None:
+        # A Hangup sent on an earlier session may never have been acted on: a call the snapshot
+        # shows still alive past its deadline is hung up at once, not after `hangup_retry`.
+        prefix = f"{link.name}/"   # ServerLink.key()
+        for key in [k for k in self._hangups if k.startswith(prefix)]:
+            del self._hangups[key]
         self.link_events(link, happenings)
         hook = getattr(self.policy, "link_reconciled", None)   # e.g. bill from the switch's CDRs
         if callable(hook) and not self._stopped:

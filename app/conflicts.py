@@ -27,6 +27,8 @@ CONSTRAINT_MESSAGES = {
     "uq_service_plans_tenant_id_name": (
         "plan_name", "This plan name is already used by another account of this reseller; plan names are never reused."),
     "uq_users_email": ("email", "This email is already used by another login."),
+    "uq_tenants_parent_id_name": ("name", "Another reseller under the same parent already has this name."),
+    "uq_tenants_slug": ("slug", "This short name is already taken."),
     "uq_numbers_number": ("number", "This number is already in the inventory."),
     "uq_accounts_account_number": (None, "Two accounts drew the same account number at the same moment; submit again."),
     "uq_extensions_tenant_id_number": (None, "Another change took the same extension numbers at the same moment; submit again."),

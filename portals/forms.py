@@ -5,6 +5,8 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from app.extensions import db
+
 CURRENCY_CHOICES = sorted(
     (c.alpha_3, f"{c.alpha_3} · {c.name}") for c in pycountry.currencies if c.alpha_3 in list_currencies()
 )
@@ -48,6 +50,7 @@ def create_reseller_from(form: ResellerForm):
                              email=form.email.data, currency=form.currency.data,
                              base_extension=form.base_extension.data)
     except TenantError as e:
+        db.session.rollback()   # nothing half-written
         getattr(form, e.field).errors.append(str(e))
         return None
 

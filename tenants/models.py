@@ -1,7 +1,7 @@
 """The Tenant (reseller) and its place in the tree."""
 from datetime import datetime, timezone
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -20,6 +20,8 @@ class Tenant(db.Model):
     indexed LIKE, however deep the tree.
     """
     __tablename__ = "tenants"
+    # Names are unique among siblings (app.resellers checks it case-insensitively first).
+    __table_args__ = (UniqueConstraint("parent_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)

@@ -58,12 +58,17 @@ def check_version(account: Account, version) -> None:
 
 def flush_versioned() -> None:
     """Flush an Account change; a concurrent change in between becomes StaleEdit."""
+    from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm.exc import StaleDataError
+
+    from app.conflicts import conflict_error
 
     try:
         db.session.flush()
     except StaleDataError as e:
         raise StaleEdit() from e
+    except IntegrityError as e:   # e.g. two edits racing for one login email
+        raise conflict_error(e) from e
 
 
 def update_account(account: Account, *, version, values: dict, extra_changes: dict | None = None) -> dict:
@@ -92,6 +97,8 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
         ).first()
         if has_entries:
             raise FieldError("currency", "The currency cannot change once the account has transactions.")
+    if "email" in values and values["email"] != account.email:
+        _move_portal_login(account, values["email"])
     changes = {}
     for key, value in values.items():
         old = getattr(account, key)
@@ -107,6 +114,24 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     if {"name", "language"} & changes.keys():
         refresh_caller_ids(account)
     return changes
+
+
+def _move_portal_login(account: Account, email: str) -> None:
+    """The account's email is its portal login: refuse an email another login holds (as the
+    wizard does), and move the account's own login(s) to the new one."""
+    from app.conflicts import FieldError
+    from app.logins.models import User
+    from sqlalchemy import or_, select
+
+    other = db.session.execute(
+        select(User.id).where(User.email == email, or_(User.account_id.is_(None), User.account_id != account.id))
+        .execution_options(all_tenants=True)).first()
+    if other:
+        raise FieldError("email", "This email is already the portal login of another account or user; "
+                                  "choose another.")
+    for login in db.session.execute(select(User).where(User.account_id == account.id,
+                                                       User.email == account.email)).scalars():
+        login.email = email
 
 
 def set_account_status(account: Account, action: str, *, version=None) -> str:

@@ -1,9 +1,10 @@
 """Creating and changing resellers (tenants). Flush, never commit."""
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import audit
+from app.conflicts import FieldError, flush_or_conflict
 from app.extensions import db
 from tenants.models import Tenant, place_in_tree
 
@@ -20,8 +21,21 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
 
 
+def _check_name(name: str, parent_id: int | None, tenant_id: int | None = None) -> None:
+    """Reseller names are unique among siblings (whatever the case): two "Acme" under one parent
+    could not be told apart in lists and reports. The database's unique (parent, name) backs it."""
+    if not name:
+        raise TenantError("name", "Enter the reseller's name.")
+    q = select(Tenant.id).where(Tenant.parent_id == parent_id, func.lower(Tenant.name) == name.lower())
+    if tenant_id is not None:
+        q = q.where(Tenant.id != tenant_id)
+    if db.session.execute(q.execution_options(all_tenants=True)).first():
+        raise TenantError("name", "Another reseller under the same parent already has this name.")
+
+
 def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
                   currency: str = "USD", base_extension: int = 1000) -> Tenant:
+    _check_name(name.strip(), parent_id)
     slug = (slug or slugify(name)).strip().lower()
     if not SLUG_RE.match(slug):
         raise TenantError("slug", "Use 3-60 lower-case letters, digits and dashes.")
@@ -32,12 +46,12 @@ def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
     parent = db.session.execute(select(Tenant).where(Tenant.id == parent_id)).scalar_one_or_none()
     if parent is None:
         raise TenantError("parent_id", "Choose a parent you manage.")
-    tenant = Tenant(name=name.strip(), slug=slug, email=email.strip().lower(),
+    tenant = Tenant(name=name.strip(), slug=slug, email=email.strip().lower(), parent_id=parent.id,
                     currency=currency.upper(), base_extension=base_extension, path="/")
     db.session.add(tenant)
-    db.session.flush()
+    _flush()
     place_in_tree(tenant, parent)
-    db.session.flush()
+    _flush()
     # Filed under the parent: the new tenant is not in the creator's scope until next request.
     audit.record("reseller.created", tenant, tenant_id=parent.id, name=tenant.name, parent=parent.name)
     return tenant
@@ -54,6 +68,8 @@ def set_status(tenant: Tenant, status: str) -> None:
 
 
 def update_tenant(tenant: Tenant, *, name: str, email: str, currency: str, base_extension: int) -> None:
+    if name.strip().lower() != (tenant.name or "").lower():
+        _check_name(name.strip(), tenant.parent_id, tenant.id)
     changes = {}
     for field, value in (("name", name.strip()), ("email", email.strip().lower()),
                          ("currency", currency.upper()), ("base_extension", base_extension)):
@@ -61,4 +77,14 @@ def update_tenant(tenant: Tenant, *, name: str, email: str, currency: str, base_
             changes[field] = [getattr(tenant, field), value]
             setattr(tenant, field, value)
     if changes:
+        _flush()
         audit.record("reseller.updated", tenant, **changes)
+
+
+def _flush() -> None:
+    """A race with another request for the same name or short name ends as a TenantError
+    (the caller rolls back)."""
+    try:
+        flush_or_conflict()
+    except FieldError as e:
+        raise TenantError(e.field or "name", e.message) from e

@@ -65,11 +65,17 @@ def reseller_edit(tenant_id):
     tenant = get_or_404(Tenant, tenant_id)
     form = ResellerEditForm(obj=tenant)
     if form.validate_on_submit():
-        update_tenant(tenant, name=form.name.data, email=form.email.data, currency=form.currency.data,
-                      base_extension=form.base_extension.data)
-        db.session.commit()
-        flash("Reseller saved.", "success")
-        return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
+        try:
+            update_tenant(tenant, name=form.name.data, email=form.email.data, currency=form.currency.data,
+                          base_extension=form.base_extension.data)
+        except TenantError as e:
+            db.session.rollback()
+            tenant = get_or_404(Tenant, tenant_id)
+            getattr(form, e.field, form.name).errors.append(str(e))
+        else:
+            db.session.commit()
+            flash("Reseller saved.", "success")
+            return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
     return render("admin/reseller_form.html", form=form, tenant=tenant, title=f"Edit {tenant.name}",
                   status=422 if form.errors else 200)
 

@@ -5,6 +5,7 @@ exactly once, at the point an amount becomes a charge, credit or price (`quantiz
 Rates (per-minute prices) keep RATE_PLACES decimals and are never rounded to cents
 on their own: only the resulting charge is.
 """
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -50,8 +51,15 @@ def to_decimal(value) -> Decimal:
     return d
 
 
+# "1.000,50" or "10,50": a decimal comma (and maybe thousands dots), as many locales write it.
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$|^[-+]?\d+,\d{1,2}$")
+
+
 def parse_amount(text, currency: str = "USD", *, allow_negative=False, max_places=None) -> Decimal:
     """Parse a typed amount for a form: clear message if it is not a valid amount."""
+    if isinstance(text, str) and _DECIMAL_COMMA.match(text.strip()):
+        raise MoneyError(f"“{text.strip()[:20]}”: use a dot for decimals and no thousands dots, "
+                         "e.g. 1000.50.")
     d = to_decimal(text)
     places = minor_units(currency) if max_places is None else max_places
     if -d.as_tuple().exponent > places:

@@ -3,13 +3,37 @@ import pycountry
 from babel.numbers import list_currencies
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, StopValidation
 
 from app.extensions import db
 
 CURRENCY_CHOICES = sorted(
     (c.alpha_3, f"{c.alpha_3} · {c.name}") for c in pycountry.currencies if c.alpha_3 in list_currencies()
 )
+
+
+DIGITS_ONLY = "Use digits only."
+
+
+class WholeNumberField(IntegerField):
+    """An IntegerField whose "not a number" message says what to type."""
+
+    def __init__(self, *args, message: str = "Enter a whole number, digits only.", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.not_a_number = message
+
+    def process_formdata(self, valuelist):
+        if valuelist and not valuelist[0].strip():
+            self.data = None  # blank: InputRequired says "Enter a value."
+            return
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as e:
+            raise ValueError(self.not_a_number) from e
+
+    def pre_validate(self, form):
+        if self.process_errors:  # one clear message, not a second one about the range
+            raise StopValidation()
 
 
 class ResellerForm(FlaskForm):
@@ -19,15 +43,16 @@ class ResellerForm(FlaskForm):
     parent_id = SelectField("Parent", coerce=int)
     email = EmailField("Contact email", validators=[DataRequired(), Email()])
     currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
-    base_extension = IntegerField("Base extension", default=1000,
-                                  validators=[DataRequired(), NumberRange(100, 99999999)])
+    base_extension = WholeNumberField("Base extension", default=1000, message=DIGITS_ONLY,
+                                      validators=[InputRequired(), NumberRange(100, 99999999)])
 
 
 class ResellerEditForm(FlaskForm):
     name = StringField("Reseller name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Contact email", validators=[DataRequired(), Email()])
     currency = SelectField("Currency", choices=CURRENCY_CHOICES)
-    base_extension = IntegerField("Base extension", validators=[DataRequired(), NumberRange(100, 99999999)])
+    base_extension = WholeNumberField("Base extension", message=DIGITS_ONLY,
+                                      validators=[InputRequired(), NumberRange(100, 99999999)])
 
 
 class LoginCreateForm(FlaskForm):

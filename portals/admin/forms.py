@@ -1,26 +1,10 @@
 """Platform admin forms."""
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
-from wtforms.validators import InputRequired, NumberRange, StopValidation
+from wtforms.validators import InputRequired, NumberRange
 
 from app.settings import INT_RANGES
+from portals.forms import DIGITS_ONLY, WholeNumberField
 
-
-class WholeNumberField(IntegerField):
-    """An IntegerField whose "not a number" message says what to type."""
-
-    def process_formdata(self, valuelist):
-        if valuelist and not valuelist[0].strip():
-            self.data = None  # blank: InputRequired says "Enter a value."
-            return
-        try:
-            super().process_formdata(valuelist)
-        except ValueError as e:
-            raise ValueError("Enter a whole number, digits only.") from e
-
-    def pre_validate(self, form):
-        if self.process_errors:  # one clear message, not a second one about the range
-            raise StopValidation()
 
 
 def _range(key, what):
@@ -37,6 +21,6 @@ class PlatformSettingsForm(FlaskForm):
         "PIN length", validators=_range("pin_length", "a length"),
         description="Digits in a new calling-card PIN.")
     base_extension = WholeNumberField(
-        "Default base extension", validators=_range("base_extension", "a number"),
+        "Default base extension", message=DIGITS_ONLY, validators=_range("base_extension", "a number"),
         description="Where a new reseller's extension numbers start (each reseller can change its own).")
 

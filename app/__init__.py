@@ -80,6 +80,13 @@ def _register_blueprints(app):
             return redirect(url_for(f"{current_user.portal}.dashboard"))
         return redirect(url_for("customer.login"))
 
+    @app.get("/favicon.ico")
+    def favicon():
+        """Browsers ask for /favicon.ico whatever the page says: give them the icon."""
+        from flask import send_from_directory
+
+        return send_from_directory(app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
+
 
 def _register_template_helpers(app):
     from app.calls.in_use import register_template_globals

@@ -1,4 +1,7 @@
-"""Platform-wide settings the admin edits: account-number length, PIN length, base extension."""
+"""Platform-wide settings the admin edits: account-number length, PIN length, base extension,
+the SIP server phones register to."""
+import re
+
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -13,6 +16,9 @@ DEFAULTS = {
     "sip_context": "ringledger-customers",
     "sip_transport": "transport-udp",
     "sip_codecs": "ulaw,alaw,g722",
+    # Where customers' phones register (the welcome letter tells them).
+    "sip_server": "sip.ringledger.example",
+    "sip_port": "5060",
 }
 
 
@@ -51,7 +57,11 @@ INT_RANGES = {
     "account_number_length": (8, 16),
     "pin_length": (4, 12),
     "base_extension": (100, 99_999_999),
+    "sip_port": (1, 65_535),
 }
+
+# A host name or IPv4 address phones can reach.
+HOST_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 class SettingError(ValueError):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app import audit
 from app.accounts.models import Account
 from app.extensions import db
-from app.settings import INT_RANGES, SettingError, get_int, set_setting
+from app.settings import HOST_RE, INT_RANGES, SettingError, get_int, get_setting, set_setting
 
 
 def random_digits(length: int) -> str:
@@ -29,6 +29,20 @@ def new_account_number(length: int = 10, attempts: int = 20) -> str:
 
 def new_pin(length: int = 6) -> str:
     return "".join(str(secrets.randbelow(10)) for _ in range(length))
+
+
+def update_sip_server(host: str) -> dict[str, list[str]]:
+    """The host phones register to (welcome letters). Audited; flushes, never commits."""
+    host = (host or "").strip().lower()
+    if not HOST_RE.match(host):
+        raise SettingError("sip_server", "Enter a host name or IP address, e.g. sip.example.net.")
+    old = get_setting("sip_server")
+    if old == host:
+        return {}
+    set_setting("sip_server", host)
+    db.session.flush()
+    audit.record("settings.updated", None, sip_server=[old, host])
+    return {"sip_server": [old, host]}
 
 
 def update_int_settings(values: dict[str, int]) -> dict[str, list[int]]:

@@ -86,9 +86,12 @@ def welcome_letter(account, *, login_email: str | None = None) -> Notification:
     from app.numbers.operations import numbers_of_account
     from provisioning.extensions import active_extensions
 
+    from app.settings import get_setting
+
     body = render_template("email/welcome.txt", account=account, login_email=login_email or account.email,
                            portal_url=_portal_url(), extensions=active_extensions(account.id),
-                           numbers=numbers_of_account(account.id))
+                           numbers=numbers_of_account(account.id), sip_server=get_setting("sip_server"),
+                           sip_port=get_setting("sip_port"))
     n = queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind="welcome",
                     subject=f"Welcome: your account {account.account_number} is ready", body=body)
     audit.record("account.welcome_letter_queued", account, notification_id=n.id)

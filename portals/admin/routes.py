@@ -113,7 +113,7 @@ def reseller_login_new(tenant_id):
 @bp.get("/audit")
 def audit_log():
     """Who did what to which record, newest first; filter by action prefix or login."""
-    from app.audit import AuditEntry
+    from app.audit import AuditEntry, record_labels
 
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)
     action = request.args.get("action", "").strip()
@@ -123,4 +123,5 @@ def audit_log():
     if actor:
         query = query.where(AuditEntry.actor_email.contains(actor))
     entries = db.session.execute(query).scalars().all()
-    return render("admin/audit.html", entries=entries, action=action, actor=actor)
+    return render("admin/audit.html", entries=entries, action=action, actor=actor,
+                  labels=record_labels(entries))

@@ -57,6 +57,14 @@ def require_service(name, host, port):
     pytest.skip(message)
 
 
+def ensure_pg_trgm(engine) -> None:
+    """pg_trgm in the public schema, once per database (as migration 0004 installs it); two
+    test processes starting together take turns (an advisory lock)."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+
+
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
@@ -87,6 +95,7 @@ def _app():
         with db.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {_schema()} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA {_schema()}"))
+        ensure_pg_trgm(db.engine)
         db.create_all()
         db.session.remove()
     yield app

@@ -232,18 +232,28 @@ def like_prefix(text: str) -> str:
     return escaped + "%"
 
 
+# From this many characters a search matches any part of name, company and email (trigram
+# GIN indexes serve it on PostgreSQL); shorter, it matches their start (the prefix indexes),
+# since one or two letters are inside almost every name.
+CONTAINS_FROM = 3
+
+
 def search_clause(q: str):
-    """Starts-with, case-insensitive, on name, company, email or account number.
+    """Case-insensitive: any part of name, company or email (their start for a query shorter
+    than CONTAINS_FROM), or the start of the account number.
 
     The keys are the generated lower-case columns (Account.*_key); the pattern is lowered by
-    the database too, so both sides use the same case rules.
+    the database too, so both sides use the same case rules. SQLite has no trigram index:
+    the same LIKE scans there.
     """
-    pattern = func.lower(like_prefix(q))
+    typed = q.strip()
+    anywhere = len(typed) >= CONTAINS_FROM
+    pattern = func.lower(("%" + like_prefix(typed)) if anywhere else like_prefix(typed))
     return or_(
         Account.name_key.like(pattern, escape="\\"),
         Account.company_key.like(pattern, escape="\\"),
         Account.email_key.like(pattern, escape="\\"),
-        Account.account_number.like(like_prefix(q), escape="\\"),
+        Account.account_number.like(like_prefix(typed), escape="\\"),
     )
 
 

@@ -103,3 +103,8 @@ Index("ix_accounts_credit_limit_id", Account.credit_limit, Account.id, **_includ
 for _column in (Account.name_key, Account.company_key, Account.email_key, Account.account_number):
     Index(f"ix_accounts_{_column.key}_prefix", _column,
           postgresql_ops={_column.key: "varchar_pattern_ops"})
+# Search: "contains" (LIKE '%abc%') on name, company and email: trigram GIN indexes (pg_trgm,
+# installed in the public schema by migration 0004). On SQLite they are plain indexes, unused.
+for _column in (Account.name_key, Account.company_key, Account.email_key):
+    Index(f"ix_accounts_{_column.key}_trgm", _column, postgresql_using="gin",
+          postgresql_ops={_column.key: "public.gin_trgm_ops"})

@@ -10,6 +10,7 @@ from flask import redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.accounts.listing import search_clause
 from app.accounts.models import Account
 from app.extensions import db
 from app.rating import reports
@@ -35,16 +36,19 @@ def margin_report():
 
 @bp.get("/reports/per-minute")
 def per_minute_find():
-    number = (request.args.get("account") or "").strip()[:20]
-    account = None
-    if number:
-        account = db.session.execute(select(Account).where(Account.account_number == number)).scalar_one_or_none()
-        if account is not None:
-            return redirect(url_for("reseller.account_per_minute", account_id=account.id,
+    """Find the account by its number, or by (part of) its name, company or email, as the
+    accounts list searches: one match opens its report, several are listed."""
+    typed = (request.args.get("account") or "").strip()[:80]
+    matches = []
+    if typed:
+        matches = db.session.execute(select(Account).where(Account.account_number == typed)).scalars().all() or \
+            db.session.execute(select(Account).where(search_clause(typed)).order_by(Account.name).limit(21)).scalars().all()
+        if len(matches) == 1:
+            return redirect(url_for("reseller.account_per_minute", account_id=matches[0].id,
                                     **{k: v for k, v in request.args.items() if k in ("from", "to")}), code=303)
-    return render("reseller/per_minute_find.html", number=number,
-                  error="No account with this number." if number else "", title="Per-minute report",
-                  status=422 if number else 200)
+    error = "No account matches this number or name." if typed and not matches else ""
+    return render("reseller/per_minute_find.html", number=typed, matches=matches[:20], more=len(matches) > 20,
+                  error=error, title="Per-minute report", status=422 if error else 200)
 
 
 @bp.get("/reports/accounts/<int:account_id>/per-minute")

@@ -129,8 +129,12 @@ def test_the_search_box_finds_an_account_by_its_number_or_its_first_digits(world
     assert world.account_a2.id in found
 
 
-def test_search_is_starts_with_not_contains(searchable, owner):
-    assert ids_listed(owner.get(LIST, query_string={"q": "cafe"})) == []
+def test_search_matches_any_part_of_name_company_and_email_from_three_characters(searchable, owner):
+    harbour, nord = searchable
+    assert ids_listed(owner.get(LIST, query_string={"q": "cafe"})) == [harbour.id]      # "Harbour Cafe"
+    assert ids_listed(owner.get(LIST, query_string={"q": "ARBOU"})) == [harbour.id]
+    assert ids_listed(owner.get(LIST, query_string={"q": "ca"})) == []                   # short: starts-with
+    assert ids_listed(owner.get(LIST, query_string={"q": "ha"})) == [harbour.id]
 
 
 @pytest.mark.parametrize("q", ["%", "_", "\\", "%harbour", "' OR 1=1 --"])
@@ -491,3 +495,24 @@ def test_past_the_count_cap_the_list_says_more_than_and_keeps_paging(world, many
     assert b"only 3 pages" in beyond.data and ids_listed(beyond) == ids_listed(third)
     # a search under the cap is exact again
     assert b"more than" not in client.get(LIST, query_string={"q": "bulk 0"}).data
+
+
+def test_names_in_the_list_are_links_to_the_account(searchable, owner):
+    harbour, _ = searchable
+    html = owner.get(LIST, query_string={"q": "harbour"}).get_data(as_text=True)
+    assert f'<a href="/reseller/accounts/{harbour.id}">Harbour Cafe</a>' in html
+
+
+def test_the_per_minute_report_finds_an_account_by_name_as_well_as_number(searchable, owner, make_account, world):
+    harbour, nord = searchable
+    by_number = owner.get("/reseller/reports/per-minute", query_string={"account": harbour.account_number})
+    assert by_number.status_code == 303 and f"/accounts/{harbour.id}/per-minute" in by_number.headers["Location"]
+    by_name = owner.get("/reseller/reports/per-minute", query_string={"account": "nord law"})
+    assert by_name.status_code == 303 and f"/accounts/{nord.id}/per-minute" in by_name.headers["Location"]
+    make_account(world.a, name="Harbour Bakery")
+    several = owner.get("/reseller/reports/per-minute", query_string={"account": "harbour"}).get_data(as_text=True)
+    assert "2 accounts match" in several and "Harbour Bakery" in several and "Harbour Cafe" in several
+    none = owner.get("/reseller/reports/per-minute", query_string={"account": "zzz nobody"})
+    assert none.status_code == 422 and "No account matches this number or name." in none.get_data(as_text=True)
+    other = owner.get("/reseller/reports/per-minute", query_string={"account": world.account_b.account_number})
+    assert other.status_code == 422                        # another reseller's account is not found

@@ -18,6 +18,7 @@ PORTAL_OF_BLUEPRINT = {"admin": "admin", "reseller": "reseller", "customer": "po
 # Endpoints outside the portals, each with the reason it is public.
 PUBLIC_ENDPOINTS = {
     "static": "static files",
+    "favicon": "the site icon, public like static files",
     "index": "redirects to a login",
 }
 PUBLIC_IN_PORTAL = {"login", "logout"}

@@ -1,0 +1,108 @@
+"""One decision per outbound call: who calls, may they, and for how long at most.
+
+The account checks (status, expiry, CPS, max channels, rate, opened country, credit for the
+first block) are the AMI watcher's own `DatabasePolicy.admit`, so both processes refuse the
+same calls for the same causes and read the same Redis in-use counts and CPS window. Added
+here: identifying the account from the calling endpoint, the account's allow/deny prefixes,
+and the allowed duration used as the switch's absolute limit (a backstop to the watcher).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from sqlalchemy import select
+
+from workers.ami.db_policy import INTERNAL, DatabasePolicy
+from workers.ami.policy import CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, UNKNOWN_ACCOUNT
+from workers.ami.watcher import HANGUP_CAUSES, REFUSED_CAUSE
+
+log = logging.getLogger("ringledger.agi.decide")
+NO_DESTINATION = "no_destination"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    cause: str = ""
+    account: str = ""
+    destination: str = ""
+    max_seconds: int = 0          # 0 with allowed: no limit (internal call)
+    play_no_credit: bool = False
+
+    @property
+    def q850(self) -> int:
+        return HANGUP_CAUSES.get(self.cause, REFUSED_CAUSE)
+
+
+class CallControl:
+    def __init__(self, app, counts, *, policy: DatabasePolicy | None = None, threads: int = 8):
+        self.counts = counts
+        self.policy = policy or DatabasePolicy(app, counts=counts, threads=threads)
+
+    def close(self) -> None:
+        self.policy.close()
+
+    async def decide(self, endpoint: str, dialled: str, now: float) -> Decision:
+        destination = "".join(ch for ch in (dialled or "") if ch.isdigit() or ch in "*#+").lstrip("+")
+        try:
+            who = await self.policy._run(self._identify, endpoint, destination)
+        except Exception:
+            log.exception("call from %s to %s: identification failed", endpoint, dialled)
+            return Decision(False, POLICY_ERROR)
+        if isinstance(who, Decision):
+            return who
+        number, play = who
+        if not destination:
+            return Decision(False, NO_DESTINATION, number)
+        admission = await self.policy.admit(number, destination, now)
+        if not admission.allowed:
+            return Decision(False, admission.cause, number, destination,
+                            play_no_credit=play and admission.cause == NO_CREDIT)
+        live = await self.counts.account(number) if self.counts is not None else 1
+        seconds = await self.policy._run(self._max_seconds, number, destination, max(live, 1))
+        if seconds is not None and seconds <= 0:
+            return Decision(False, NO_CREDIT, number, destination, play_no_credit=play)
+        return Decision(True, "", number, destination, seconds or 0)
+
+    # ---- database work (in the policy's threads) -----------------------------------------
+    def _identify(self, endpoint: str, destination: str):
+        from app.accounts.models import Account
+        from app.extensions import db
+        from app.routing.rules import rule_refusal, rules_of
+        from provisioning.models import Extension
+        from tenants.scope import unscoped
+
+        with unscoped():
+            row = db.session.execute(
+                select(Account.id, Account.account_number, Account.play_insufficient_credit)
+                .join(Extension, Extension.account_id == Account.id)
+                .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
+            if row is None:
+                log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
+                return Decision(False, UNKNOWN_ACCOUNT)
+            account_id, number, play = row
+            refusal = rule_refusal(rules_of(account_id), destination) if destination else None
+        if refusal:
+            log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
+            return Decision(False, refusal, number, destination)
+        return number, bool(play)
+
+    def _max_seconds(self, number: str, destination: str, live: int) -> int | None:
+        """Seconds this call may last on its share of the credit (live calls of the account,
+        this one included, share it equally); None for a call without a rate (internal)."""
+        from app.rating.duration import max_call_seconds
+
+        account = self.policy._account(number)
+        terms = self.policy._terms_of(account)
+        tariff = terms.tariff(destination)
+        if tariff is None or tariff is INTERNAL:
+            return None
+        bundle = self.policy._bundle_left(terms, terms.day).get(tariff.country, 0) // live
+        share = (account.available_credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
+        return max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
+                                short_call=terms.short_call)
+
+
+__all__ = ["CallControl", "Decision", "CHANNEL_LIMIT", "CPS_LIMIT"]

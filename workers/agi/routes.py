@@ -1,0 +1,44 @@
+"""The FastAGI scripts the dialplan calls (docs/asterisk.md).
+
+`agi://host:port/outbound,${CHANNEL(endpoint)},${EXTEN}` — sets RL_DECISION (ALLOW/REFUSE),
+RL_CAUSE, RL_Q850, RL_ACCOUNT, RL_DESTINATION, RL_MAX_SECONDS and, for an allowed call with a
+limit, TIMEOUT(absolute). A refused call hears the insufficient-credit sound when the account
+asks for it, and is hung up with its Q.850 cause.
+"""
+from __future__ import annotations
+
+import time
+
+from .decide import CallControl
+
+NO_CREDIT_SOUND = "prepaid-no-enough-credit"    # A2Billing's sound name; shipped in docs/asterisk.md
+
+
+def _quote(value) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def outbound(control: CallControl):
+    async def route(request):
+        h = request.headers
+        endpoint = h.get("agi_arg_1") or h.get("agi_callerid", "")
+        dialled = h.get("agi_arg_2") or h.get("agi_extension", "")
+        decision = await control.decide(endpoint, dialled, time.time())
+        send = request.send_command
+        await send(f"SET VARIABLE RL_ACCOUNT {_quote(decision.account)}")
+        await send(f"SET VARIABLE RL_DESTINATION {_quote(decision.destination)}")
+        if decision.allowed:
+            await send(f"SET VARIABLE RL_MAX_SECONDS {decision.max_seconds}")
+            if decision.max_seconds:
+                await send(f"SET VARIABLE TIMEOUT(absolute) {decision.max_seconds}")
+            await send('SET VARIABLE RL_DECISION "ALLOW"')
+            return
+        await send(f"SET VARIABLE RL_CAUSE {_quote(decision.cause)}")
+        await send(f"SET VARIABLE RL_Q850 {decision.q850}")
+        await send('SET VARIABLE RL_DECISION "REFUSE"')
+        if decision.play_no_credit:
+            await send("ANSWER")
+            await send(f'STREAM FILE {NO_CREDIT_SOUND} ""')
+        await send(f"SET VARIABLE HANGUPCAUSE {decision.q850}")
+        await send("HANGUP")
+    return route

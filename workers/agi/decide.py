@@ -20,6 +20,7 @@ from workers.ami.watcher import HANGUP_CAUSES, REFUSED_CAUSE
 
 log = logging.getLogger("ringledger.agi.decide")
 NO_DESTINATION = "no_destination"
+Q850 = {**HANGUP_CAUSES, "no_route": 3}       # 3: no route to destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +31,11 @@ class Decision:
     destination: str = ""
     max_seconds: int = 0          # 0 with allowed: no limit (internal call)
     play_no_credit: bool = False
+    legs: tuple = ()              # app.routing.lcr.Leg, in the order Dial tries them
 
     @property
     def q850(self) -> int:
-        return HANGUP_CAUSES.get(self.cause, REFUSED_CAUSE)
+        return Q850.get(self.cause, REFUSED_CAUSE)
 
 
 class CallControl:
@@ -53,7 +55,7 @@ class CallControl:
             return Decision(False, POLICY_ERROR)
         if isinstance(who, Decision):
             return who
-        number, play = who
+        number, play, extension_id = who
         if not destination:
             return Decision(False, NO_DESTINATION, number)
         admission = await self.policy.admit(number, destination, now)
@@ -61,10 +63,14 @@ class CallControl:
             return Decision(False, admission.cause, number, destination,
                             play_no_credit=play and admission.cause == NO_CREDIT)
         live = await self.counts.account(number) if self.counts is not None else 1
-        seconds = await self.policy._run(self._max_seconds, number, destination, max(live, 1))
+        seconds, legs = await self.policy._run(self._limit_and_route, number, extension_id,
+                                               destination, max(live, 1))
         if seconds is not None and seconds <= 0:
             return Decision(False, NO_CREDIT, number, destination, play_no_credit=play)
-        return Decision(True, "", number, destination, seconds or 0)
+        if legs is not None and not legs:
+            log.info("account %s refused (no_route): no route or carrier for %s", number, destination)
+            return Decision(False, "no_route", number, destination)
+        return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()))
 
     # ---- database work (in the policy's threads) -----------------------------------------
     def _identify(self, endpoint: str, destination: str):
@@ -76,33 +82,52 @@ class CallControl:
 
         with unscoped():
             row = db.session.execute(
-                select(Account.id, Account.account_number, Account.play_insufficient_credit)
+                select(Account.id, Account.account_number, Account.play_insufficient_credit, Extension.id)
                 .join(Extension, Extension.account_id == Account.id)
                 .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
             if row is None:
                 log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
                 return Decision(False, UNKNOWN_ACCOUNT)
-            account_id, number, play = row
+            account_id, number, play, extension_id = row
             refusal = rule_refusal(rules_of(account_id), destination) if destination else None
         if refusal:
             log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
             return Decision(False, refusal, number, destination)
-        return number, bool(play)
+        return number, bool(play), extension_id
 
-    def _max_seconds(self, number: str, destination: str, live: int) -> int | None:
-        """Seconds this call may last on its share of the credit (live calls of the account,
-        this one included, share it equally); None for a call without a rate (internal)."""
+    def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int):
+        """(seconds, legs). Seconds this call may last on its share of the credit (live calls of
+        the account, this one included, share it equally), None for an internal call; legs
+        None when no routing is configured or the call stays on the switch (internal)."""
         from app.rating.duration import max_call_seconds
+        from app.routing import lcr
+        from tenants.scope import unscoped
 
         account = self.policy._account(number)
         terms = self.policy._terms_of(account)
         tariff = terms.tariff(destination)
         if tariff is None or tariff is INTERNAL:
-            return None
+            return None, None
         bundle = self.policy._bundle_left(terms, terms.day).get(tariff.country, 0) // live
         share = (account.available_credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
-        return max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
-                                short_call=terms.short_call)
+        seconds = max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
+                                   short_call=terms.short_call)
+        with unscoped():
+            if not lcr.routing_configured():
+                return seconds, None
+            group = lcr.group_for(account.id, extension_id)
+            return seconds, ([] if group is None else lcr.legs_for(group, destination, self._buy_rate))
+
+    def _buy_rate(self, sheet_id: int, destination: str):
+        from datetime import datetime, timezone
+
+        from app.extensions import db
+        from app.rating.models import RateSheet
+
+        version = db.session.execute(select(RateSheet.version).where(RateSheet.id == sheet_id)).scalar_one()
+        index = self.policy._index_of(sheet_id, (version, datetime.now(timezone.utc).date()))
+        tariff = index.lookup(destination) if index is not None else None
+        return None if tariff is None else tariff.rate_per_minute
 
 
 __all__ = ["CallControl", "Decision", "CHANNEL_LIMIT", "CPS_LIMIT"]

@@ -1,7 +1,8 @@
 """The FastAGI scripts the dialplan calls (docs/asterisk.md).
 
 `agi://host:port/outbound,${CHANNEL(endpoint)},${EXTEN}` — sets RL_DECISION (ALLOW/REFUSE),
-RL_CAUSE, RL_Q850, RL_ACCOUNT, RL_DESTINATION, RL_MAX_SECONDS and, for an allowed call with a
+RL_CAUSE, RL_Q850, RL_ACCOUNT, RL_DESTINATION, RL_MAX_SECONDS, RL_DIAL_COUNT, RL_DIAL_<n> and
+RL_CARRIER_<n> (the carriers to try in order, failing over on busy/congestion/unavailable) and, for an allowed call with a
 limit, TIMEOUT(absolute). A refused call hears the insufficient-credit sound when the account
 asks for it, and is hung up with its Q.850 cause.
 """
@@ -31,6 +32,10 @@ def outbound(control: CallControl):
             await send(f"SET VARIABLE RL_MAX_SECONDS {decision.max_seconds}")
             if decision.max_seconds:
                 await send(f"SET VARIABLE TIMEOUT(absolute) {decision.max_seconds}")
+            await send(f"SET VARIABLE RL_DIAL_COUNT {len(decision.legs)}")
+            for n, leg in enumerate(decision.legs, 1):     # the dialplan tries them in order
+                await send(f"SET VARIABLE RL_DIAL_{n} {_quote(leg.dial)}")
+                await send(f"SET VARIABLE RL_CARRIER_{n} {leg.carrier_id}")
             await send('SET VARIABLE RL_DECISION "ALLOW"')
             return
         await send(f"SET VARIABLE RL_CAUSE {_quote(decision.cause)}")

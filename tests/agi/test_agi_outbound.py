@@ -101,11 +101,16 @@ def test_deny_and_allow_prefixes(agi, make_tenant, make_account):
     assert dial(agi, exts[0][1], "442081234567").variables["RL_DECISION"] == "ALLOW"
 
 
-def test_internal_call_has_no_limit(agi, make_tenant, make_account):
+def test_extensions_of_one_account_call_each_other_by_short_number_free(agi, make_tenant, make_account):
     account, exts = calling_account(make_tenant, make_account, credit="0.00")
-    s = dial(agi, exts[0][1], exts[1][0])
-    assert s.variables["RL_DECISION"] == "ALLOW" and s.variables["RL_MAX_SECONDS"] == "0"
-    assert "TIMEOUT(absolute)" not in s.variables
+    set_account(account.id, cps_limit=1)
+    for _ in range(3):     # no credit, CPS 1, deny-all rules: none of it applies to a sibling
+        s = dial(agi, exts[0][1], exts[1][0])
+        assert s.variables["RL_DECISION"] == "ALLOW" and s.variables["RL_MAX_SECONDS"] == "0"
+        assert s.variables["RL_DIAL_1"] == f"PJSIP/{exts[1][1]}" and s.variables["RL_DIAL_COUNT"] == "1"
+        assert "TIMEOUT(absolute)" not in s.variables
+    s = dial(agi, exts[0][1], "1999")               # not one of the account's extensions
+    assert s.variables["RL_DECISION"] == "REFUSE"
 
 
 # ---- clients that vanish ------------------------------------------------------------------

@@ -20,7 +20,7 @@ from workers.ami.watcher import HANGUP_CAUSES, REFUSED_CAUSE
 
 log = logging.getLogger("ringledger.agi.decide")
 NO_DESTINATION = "no_destination"
-Q850 = {**HANGUP_CAUSES, "no_route": 3}       # 3: no route to destination
+Q850 = {**HANGUP_CAUSES, "no_route": 3, "unassigned_number": 1}   # 3: no route; 1: unallocated number
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,14 @@ class Decision:
     @property
     def q850(self) -> int:
         return Q850.get(self.cause, REFUSED_CAUSE)
+
+
+class LocalLeg:
+    """A call that stays on the switch: ring these SIP endpoints together."""
+    carrier_id = 0
+
+    def __init__(self, *endpoints: str):
+        self.dial = "&".join(f"PJSIP/{e}" for e in endpoints)
 
 
 class CallControl:
@@ -55,9 +63,11 @@ class CallControl:
             return Decision(False, POLICY_ERROR)
         if isinstance(who, Decision):
             return who
-        number, play, extension_id = who
+        number, play, extension_id, local = who
         if not destination:
             return Decision(False, NO_DESTINATION, number)
+        if local is not None:         # a sibling extension by its short number: free, no limit
+            return Decision(True, "", number, destination, 0, legs=(local,))
         admission = await self.policy.admit(number, destination, now)
         if not admission.allowed:
             return Decision(False, admission.cause, number, destination,
@@ -76,6 +86,7 @@ class CallControl:
     def _identify(self, endpoint: str, destination: str):
         from app.accounts.models import Account
         from app.extensions import db
+        from app.routing.local import sibling_endpoint
         from app.routing.rules import rule_refusal, rules_of
         from provisioning.models import Extension
         from tenants.scope import unscoped
@@ -89,11 +100,14 @@ class CallControl:
                 log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
                 return Decision(False, UNKNOWN_ACCOUNT)
             account_id, number, play, extension_id = row
+            sibling = sibling_endpoint(account_id, destination) if destination else None
+            if sibling is not None:
+                return number, bool(play), extension_id, LocalLeg(sibling)
             refusal = rule_refusal(rules_of(account_id), destination) if destination else None
         if refusal:
             log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
             return Decision(False, refusal, number, destination)
-        return number, bool(play), extension_id
+        return number, bool(play), extension_id, None
 
     def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int):
         """(seconds, legs). Seconds this call may last on its share of the credit (live calls of
@@ -131,3 +145,28 @@ class CallControl:
 
 
 __all__ = ["CallControl", "Decision", "CHANNEL_LIMIT", "CPS_LIMIT"]
+
+
+class InboundControl:
+    """A call to a DID: ring its extension (or all the account's); refuse an unassigned one."""
+
+    def __init__(self, policy: DatabasePolicy):
+        self.policy = policy
+
+    async def decide(self, dialled: str) -> Decision:
+        return await self.policy._run(self._decide, dialled)
+
+    def _decide(self, dialled: str) -> Decision:
+        from app.accounts.models import Account
+        from app.extensions import db
+        from app.routing.local import endpoints_of_did
+        from tenants.scope import unscoped
+
+        with unscoped():
+            account_id, endpoints = endpoints_of_did(dialled)
+            if not endpoints:
+                log.info("inbound call to %s refused (unassigned_number)", dialled)
+                return Decision(False, "unassigned_number", destination=dialled)
+            number = db.session.execute(select(Account.account_number).where(Account.id == account_id)).scalar_one()
+        # one Dial that rings every endpoint at once (PJSIP/a&PJSIP/b)
+        return Decision(True, "", number, dialled, 0, legs=(LocalLeg(*endpoints),))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from .decide import CallControl
+from .decide import CallControl, InboundControl
 
 NO_CREDIT_SOUND = "prepaid-no-enough-credit"    # A2Billing's sound name; shipped in docs/asterisk.md
 
@@ -24,26 +24,37 @@ def outbound(control: CallControl):
         h = request.headers
         endpoint = h.get("agi_arg_1") or h.get("agi_callerid", "")
         dialled = h.get("agi_arg_2") or h.get("agi_extension", "")
-        decision = await control.decide(endpoint, dialled, time.time())
-        send = request.send_command
-        await send(f"SET VARIABLE RL_ACCOUNT {_quote(decision.account)}")
-        await send(f"SET VARIABLE RL_DESTINATION {_quote(decision.destination)}")
-        if decision.allowed:
-            await send(f"SET VARIABLE RL_MAX_SECONDS {decision.max_seconds}")
-            if decision.max_seconds:
-                await send(f"SET VARIABLE TIMEOUT(absolute) {decision.max_seconds}")
-            await send(f"SET VARIABLE RL_DIAL_COUNT {len(decision.legs)}")
-            for n, leg in enumerate(decision.legs, 1):     # the dialplan tries them in order
-                await send(f"SET VARIABLE RL_DIAL_{n} {_quote(leg.dial)}")
-                await send(f"SET VARIABLE RL_CARRIER_{n} {leg.carrier_id}")
-            await send('SET VARIABLE RL_DECISION "ALLOW"')
-            return
-        await send(f"SET VARIABLE RL_CAUSE {_quote(decision.cause)}")
-        await send(f"SET VARIABLE RL_Q850 {decision.q850}")
-        await send('SET VARIABLE RL_DECISION "REFUSE"')
-        if decision.play_no_credit:
-            await send("ANSWER")
-            await send(f'STREAM FILE {NO_CREDIT_SOUND} ""')
-        await send(f"SET VARIABLE HANGUPCAUSE {decision.q850}")
-        await send("HANGUP")
+        await answer(request, await control.decide(endpoint, dialled, time.time()))
     return route
+
+
+def inbound(control: InboundControl):
+    """`agi://host:port/inbound,${EXTEN}`: the extensions a DID rings (RL_DIAL_1, all at once)."""
+    async def route(request):
+        h = request.headers
+        await answer(request, await control.decide(h.get("agi_arg_1") or h.get("agi_extension", "")))
+    return route
+
+
+async def answer(request, decision) -> None:
+    send = request.send_command
+    await send(f"SET VARIABLE RL_ACCOUNT {_quote(decision.account)}")
+    await send(f"SET VARIABLE RL_DESTINATION {_quote(decision.destination)}")
+    if decision.allowed:
+        await send(f"SET VARIABLE RL_MAX_SECONDS {decision.max_seconds}")
+        if decision.max_seconds:
+            await send(f"SET VARIABLE TIMEOUT(absolute) {decision.max_seconds}")
+        await send(f"SET VARIABLE RL_DIAL_COUNT {len(decision.legs)}")
+        for n, leg in enumerate(decision.legs, 1):     # the dialplan tries them in order
+            await send(f"SET VARIABLE RL_DIAL_{n} {_quote(leg.dial)}")
+            await send(f"SET VARIABLE RL_CARRIER_{n} {leg.carrier_id}")
+        await send('SET VARIABLE RL_DECISION "ALLOW"')
+        return
+    await send(f"SET VARIABLE RL_CAUSE {_quote(decision.cause)}")
+    await send(f"SET VARIABLE RL_Q850 {decision.q850}")
+    await send('SET VARIABLE RL_DECISION "REFUSE"')
+    if decision.play_no_credit:
+        await send("ANSWER")
+        await send(f'STREAM FILE {NO_CREDIT_SOUND} ""')
+    await send(f"SET VARIABLE HANGUPCAUSE {decision.q850}")
+    await send("HANGUP")

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from workers.ami.counts import InUseCounts
 from workers.ami.run import watch_settings
 
-from .decide import CallControl
-from .routes import outbound
+from .decide import CallControl, InboundControl
+from .routes import inbound, outbound
 from .server import SafeApplication, start
 
 log = logging.getLogger("ringledger.agi")
@@ -24,6 +24,7 @@ async def build(app, *, counts_prefix: str = "inuse", host: str = "127.0.0.1", p
                           threads=app.config.get("AGI_THREADS", 8))
     agi = SafeApplication(header_timeout=header_timeout, command_timeout=command_timeout)
     agi.add_route("outbound", outbound(control))
+    agi.add_route("inbound", inbound(InboundControl(control.policy)))
     server = await start(agi, host, port)
     control.policy.warm_up()
     return server, control, client, agi

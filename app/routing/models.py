@@ -88,3 +88,18 @@ class CustomerRoute(AccountOwned, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     extension_id: Mapped[int | None] = mapped_column(ForeignKey("extensions.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("route_groups.id"), index=True)
+
+
+class TranslationRule(AccountOwned, db.Model):
+    """Rewrites what an account dials before anything else looks at it (seed 004): numbers
+    starting with `match` lose `strip_digits` digits and get `add_prefix`; the first matching
+    rule by position applies. `national_to_e164` instead parses the number as a national
+    number of the account's country (phonenumbers) and yields its E.164 digits."""
+    __tablename__ = "translation_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+    match: Mapped[str] = mapped_column(String(32), default="")
+    strip_digits: Mapped[int] = mapped_column(default=0)
+    add_prefix: Mapped[str] = mapped_column(String(20), default="")
+    national_to_e164: Mapped[bool] = mapped_column(default=False)

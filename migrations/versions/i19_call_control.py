@@ -113,7 +113,24 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_route_carriers_route_id'), ['route_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_route_carriers_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table("translation_rules",
+    sa.Column("id", sa.Integer(), nullable=False),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("match", sa.String(length=32), nullable=False),
+    sa.Column("strip_digits", sa.Integer(), nullable=False),
+    sa.Column("add_prefix", sa.String(length=20), nullable=False),
+    sa.Column("national_to_e164", sa.Boolean(), nullable=False),
+    sa.Column("account_id", sa.Integer(), nullable=False),
+    sa.Column("tenant_id", sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_translation_rules_account_id_accounts")),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_translation_rules_tenant_id_tenants")),
+    sa.PrimaryKeyConstraint("id", name=op.f("pk_translation_rules"))
+    )
+    with op.batch_alter_table("translation_rules", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_translation_rules_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_translation_rules_tenant_id"), ["tenant_id"], unique=False)
+
 
 def downgrade():
-    for table in ("route_carriers", "customer_routes", "routes", "carriers", "route_groups", "number_rules"):
+    for table in ("translation_rules", "route_carriers", "customer_routes", "routes", "carriers", "route_groups", "number_rules"):
         op.drop_table(table)

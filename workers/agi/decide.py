@@ -63,7 +63,7 @@ class CallControl:
             return Decision(False, POLICY_ERROR)
         if isinstance(who, Decision):
             return who
-        number, play, extension_id, local = who
+        number, play, extension_id, local, destination = who
         if not destination:
             return Decision(False, NO_DESTINATION, number)
         if local is not None:         # a sibling extension by its short number: free, no limit
@@ -88,26 +88,30 @@ class CallControl:
         from app.extensions import db
         from app.routing.local import sibling_endpoint
         from app.routing.rules import rule_refusal, rules_of
+        from app.routing.translation import rules_of as translation_rules
+        from app.routing.translation import translate
         from provisioning.models import Extension
         from tenants.scope import unscoped
 
         with unscoped():
             row = db.session.execute(
-                select(Account.id, Account.account_number, Account.play_insufficient_credit, Extension.id)
+                select(Account.id, Account.account_number, Account.play_insufficient_credit, Extension.id,
+                       Account.country)
                 .join(Extension, Extension.account_id == Account.id)
                 .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
             if row is None:
                 log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
                 return Decision(False, UNKNOWN_ACCOUNT)
-            account_id, number, play, extension_id = row
+            account_id, number, play, extension_id, country = row
             sibling = sibling_endpoint(account_id, destination) if destination else None
             if sibling is not None:
-                return number, bool(play), extension_id, LocalLeg(sibling)
+                return number, bool(play), extension_id, LocalLeg(sibling), destination
+            destination = translate(translation_rules(account_id), destination, country or "")
             refusal = rule_refusal(rules_of(account_id), destination) if destination else None
         if refusal:
             log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
             return Decision(False, refusal, number, destination)
-        return number, bool(play), extension_id, None
+        return number, bool(play), extension_id, None, destination
 
     def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int):
         """(seconds, legs). Seconds this call may last on its share of the credit (live calls of

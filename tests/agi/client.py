@@ -19,8 +19,10 @@ _SET = re.compile(r'^SET VARIABLE (\S+) "?(.*?)"?$')
 
 
 def call(port: int, script: str, args=(), *, extension: str = "", host: str = "127.0.0.1",
-         answers=None, timeout: float = 15.0) -> AgiSession:
-    """Run one AGI session; `answers` maps a command's first words to a result string."""
+         answers=None, keys=(), timeout: float = 15.0) -> AgiSession:
+    """Run one AGI session; `answers` maps a command's first words to a result string; `keys`
+    are what the caller keys in, one per GET DATA, in order (then a timeout: empty)."""
+    keys = list(keys)
     headers = {
         "agi_network": "yes", "agi_network_script": script, "agi_request": f"agi://{host}:{port}/{script}",
         "agi_channel": "PJSIP/test-00000001", "agi_language": "en", "agi_type": "PJSIP",
@@ -49,6 +51,8 @@ def call(port: int, script: str, args=(), *, extension: str = "", host: str = "1
             for prefix, answer in (answers or {}).items():
                 if command.startswith(prefix):
                     result = answer
+            if command.startswith("GET DATA"):
+                result = keys.pop(0) if keys else " (timeout)"
             sock.sendall(f"200 result={result}\n".encode())
             if command == "HANGUP":
                 session.hung_up = True

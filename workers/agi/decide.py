@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 
 from workers.ami.db_policy import INTERNAL, DatabasePolicy
 from workers.ami.policy import CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, UNKNOWN_ACCOUNT
@@ -54,10 +54,25 @@ class CallControl:
     def close(self) -> None:
         self.policy.close()
 
-    async def decide(self, endpoint: str, dialled: str, now: float) -> Decision:
+    async def pin_account(self, pin: str) -> str | None:
+        """The account number whose calling-card PIN this is (None: no such PIN)."""
+        return await self.policy._run(self._pin_account, pin)
+
+    def _pin_account(self, pin: str) -> str | None:
+        from app.accounts.models import Account
+        from app.extensions import db
+        from tenants.scope import unscoped
+
+        if not pin:
+            return None
+        with unscoped():
+            return db.session.execute(select(Account.account_number).where(Account.pin == pin)).scalar_one_or_none()
+
+    async def decide(self, endpoint: str, dialled: str, now: float, *, account: str | None = None) -> Decision:
+        """Decide a call from an extension's `endpoint`, or (calling card) for `account`."""
         destination = "".join(ch for ch in (dialled or "") if ch.isdigit() or ch in "*#+").lstrip("+")
         try:
-            who = await self.policy._run(self._identify, endpoint, destination)
+            who = await self.policy._run(self._identify, endpoint, destination, account)
         except Exception:
             log.exception("call from %s to %s: identification failed", endpoint, dialled)
             return Decision(False, POLICY_ERROR)
@@ -83,7 +98,7 @@ class CallControl:
         return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()))
 
     # ---- database work (in the policy's threads) -----------------------------------------
-    def _identify(self, endpoint: str, destination: str):
+    def _identify(self, endpoint: str, destination: str, account_number: str | None = None):
         from app.accounts.models import Account
         from app.extensions import db
         from app.routing.local import sibling_endpoint
@@ -93,12 +108,16 @@ class CallControl:
         from provisioning.models import Extension
         from tenants.scope import unscoped
 
+        columns = (Account.id, Account.account_number, Account.play_insufficient_credit)
         with unscoped():
-            row = db.session.execute(
-                select(Account.id, Account.account_number, Account.play_insufficient_credit, Extension.id,
-                       Account.country)
-                .join(Extension, Extension.account_id == Account.id)
-                .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
+            if account_number is not None:       # calling card: no extension of its own
+                row = db.session.execute(select(*columns, null(), Account.country)
+                                         .where(Account.account_number == account_number)).first()
+            else:
+                row = db.session.execute(
+                    select(*columns, Extension.id, Account.country)
+                    .join(Extension, Extension.account_id == Account.id)
+                    .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
             if row is None:
                 log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
                 return Decision(False, UNKNOWN_ACCOUNT)

@@ -36,6 +36,39 @@ def inbound(control: InboundControl):
     return route
 
 
+PIN_PROMPT, DESTINATION_PROMPT, BAD_PIN = "prepaid-enter-pin-number", "prepaid-enter-dest", "prepaid-invalid-pin"
+PIN_TRIES = 3
+
+
+def _digits(result: dict) -> str:
+    value = result.get("result", "")
+    value = (value[0] if isinstance(value, tuple) else str(value)).strip()   # panoramisk: (digits, "timeout")
+    return value if value.isdigit() else ""
+
+
+def calling_card(control: CallControl):
+    """`agi://host:port/callingcard`: a platform access number. Asks for the account's PIN
+    (three tries), then the destination, and decides the call as that account's."""
+    async def route(request):
+        send = request.send_command
+        await send("ANSWER")
+        account = None
+        for _ in range(PIN_TRIES):
+            pin = _digits(await send(f"GET DATA {PIN_PROMPT} 6000 20"))
+            account = await control.pin_account(pin)
+            if account is not None:
+                break
+            await send(f'STREAM FILE {BAD_PIN} ""')
+        if account is None:
+            await send('SET VARIABLE RL_CAUSE "invalid_pin"')
+            await send('SET VARIABLE RL_DECISION "REFUSE"')
+            await send("HANGUP")
+            return
+        dialled = _digits(await send(f"GET DATA {DESTINATION_PROMPT} 8000 24"))
+        await answer(request, await control.decide("", dialled, time.time(), account=account))
+    return route
+
+
 async def answer(request, decision) -> None:
     send = request.send_command
     await send(f"SET VARIABLE RL_ACCOUNT {_quote(decision.account)}")

@@ -10,7 +10,7 @@ from workers.ami.counts import InUseCounts
 from workers.ami.run import watch_settings
 
 from .decide import CallControl, InboundControl
-from .routes import inbound, outbound
+from .routes import calling_card, inbound, outbound
 from .server import SafeApplication, start
 
 log = logging.getLogger("ringledger.agi")
@@ -25,6 +25,7 @@ async def build(app, *, counts_prefix: str = "inuse", host: str = "127.0.0.1", p
     agi = SafeApplication(header_timeout=header_timeout, command_timeout=command_timeout)
     agi.add_route("outbound", outbound(control))
     agi.add_route("inbound", inbound(InboundControl(control.policy)))
+    agi.add_route("callingcard", calling_card(control))
     server = await start(agi, host, port)
     control.policy.warm_up()
     return server, control, client, agi

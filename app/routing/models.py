@@ -9,16 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from tenants.mixins import AccountOwned, TenantOwned
 
-RULE_KINDS = ("allow", "deny")
+RULE_KINDS = ("allow", "deny", "callerid")   # callerid: a number the reseller approved as caller ID
 
 
 class NumberRule(AccountOwned, db.Model):
     __tablename__ = "number_rules"
     __table_args__ = (UniqueConstraint("account_id", "kind", "prefix"),
-                      CheckConstraint("kind in ('allow', 'deny')", name="kind"))
+                      CheckConstraint("kind in ('allow', 'deny', 'callerid')", name="kind"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(5))
+    kind: Mapped[str] = mapped_column(String(8))
     prefix: Mapped[str] = mapped_column(String(32))     # digits as dialled after translation
 
 

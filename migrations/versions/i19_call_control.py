@@ -16,7 +16,7 @@ def upgrade():
     op.create_table(
         "number_rules",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(5), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("prefix", sa.String(32), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=False),
@@ -24,7 +24,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_number_rules_account_id_accounts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_number_rules")),
         sa.UniqueConstraint("account_id", "kind", "prefix", name=op.f("uq_number_rules_account_id_kind_prefix")),
-        sa.CheckConstraint("kind in ('allow', 'deny')", name=op.f("ck_number_rules_kind")),
+        sa.CheckConstraint("kind in ('allow', 'deny', 'callerid')", name=op.f("ck_number_rules_kind")),
     )
     with op.batch_alter_table("number_rules") as batch:
         batch.create_index("ix_number_rules_tenant_id", ["tenant_id"])

@@ -19,14 +19,14 @@ _SET = re.compile(r'^SET VARIABLE (\S+) "?(.*?)"?$')
 
 
 def call(port: int, script: str, args=(), *, extension: str = "", host: str = "127.0.0.1",
-         answers=None, keys=(), timeout: float = 15.0) -> AgiSession:
+         answers=None, keys=(), callerid: str = "unknown", timeout: float = 15.0) -> AgiSession:
     """Run one AGI session; `answers` maps a command's first words to a result string; `keys`
     are what the caller keys in, one per GET DATA, in order (then a timeout: empty)."""
     keys = list(keys)
     headers = {
         "agi_network": "yes", "agi_network_script": script, "agi_request": f"agi://{host}:{port}/{script}",
         "agi_channel": "PJSIP/test-00000001", "agi_language": "en", "agi_type": "PJSIP",
-        "agi_uniqueid": "1700000000.1", "agi_version": "20.5.0", "agi_callerid": "unknown",
+        "agi_uniqueid": "1700000000.1", "agi_version": "20.5.0", "agi_callerid": callerid,
         "agi_calleridname": "unknown", "agi_context": "rl-outbound", "agi_extension": extension,
         "agi_priority": "1", "agi_enhanced": "0.0", "agi_accountcode": "", "agi_threadid": "1",
     }

@@ -32,6 +32,7 @@ class Decision:
     max_seconds: int = 0          # 0 with allowed: no limit (internal call)
     play_no_credit: bool = False
     legs: tuple = ()              # app.routing.lcr.Leg, in the order Dial tries them
+    caller_id: str = ""           # the number to present ('' : leave it)
 
     @property
     def q850(self) -> int:
@@ -68,7 +69,8 @@ class CallControl:
         with unscoped():
             return db.session.execute(select(Account.account_number).where(Account.pin == pin)).scalar_one_or_none()
 
-    async def decide(self, endpoint: str, dialled: str, now: float, *, account: str | None = None) -> Decision:
+    async def decide(self, endpoint: str, dialled: str, now: float, *, account: str | None = None,
+                     presented: str = "") -> Decision:
         """Decide a call from an extension's `endpoint`, or (calling card) for `account`."""
         destination = "".join(ch for ch in (dialled or "") if ch.isdigit() or ch in "*#+").lstrip("+")
         try:
@@ -88,14 +90,15 @@ class CallControl:
             return Decision(False, admission.cause, number, destination,
                             play_no_credit=play and admission.cause == NO_CREDIT)
         live = await self.counts.account(number) if self.counts is not None else 1
-        seconds, legs = await self.policy._run(self._limit_and_route, number, extension_id,
-                                               destination, max(live, 1))
+        seconds, legs, caller_id = await self.policy._run(self._limit_and_route, number, extension_id,
+                                                          destination, max(live, 1), presented)
         if seconds is not None and seconds <= 0:
             return Decision(False, NO_CREDIT, number, destination, play_no_credit=play)
         if legs is not None and not legs:
             log.info("account %s refused (no_route): no route or carrier for %s", number, destination)
             return Decision(False, "no_route", number, destination)
-        return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()))
+        return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()),
+                        caller_id=caller_id)
 
     # ---- database work (in the policy's threads) -----------------------------------------
     def _identify(self, endpoint: str, destination: str, account_number: str | None = None):
@@ -132,28 +135,32 @@ class CallControl:
             return Decision(False, refusal, number, destination)
         return number, bool(play), extension_id, None, destination
 
-    def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int):
-        """(seconds, legs). Seconds this call may last on its share of the credit (live calls of
+    def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int, presented: str):
+        """(seconds, legs, caller ID number). Seconds this call may last on its share of the credit (live calls of
         the account, this one included, share it equally), None for an internal call; legs
         None when no routing is configured or the call stays on the switch (internal)."""
         from app.rating.duration import max_call_seconds
         from app.routing import lcr
         from tenants.scope import unscoped
 
+        from app.routing.rules import caller_id_for
+
         account = self.policy._account(number)
+        with unscoped():
+            caller_id = caller_id_for(account.id, extension_id, presented)
         terms = self.policy._terms_of(account)
         tariff = terms.tariff(destination)
         if tariff is None or tariff is INTERNAL:
-            return None, None
+            return None, None, caller_id
         bundle = self.policy._bundle_left(terms, terms.day).get(tariff.country, 0) // live
         share = (account.available_credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
         seconds = max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
                                    short_call=terms.short_call)
         with unscoped():
             if not lcr.routing_configured():
-                return seconds, None
+                return seconds, None, caller_id
             group = lcr.group_for(account.id, extension_id)
-            return seconds, ([] if group is None else lcr.legs_for(group, destination, self._buy_rate))
+            return seconds, ([] if group is None else lcr.legs_for(group, destination, self._buy_rate)), caller_id
 
     def _buy_rate(self, sheet_id: int, destination: str):
         from datetime import datetime, timezone

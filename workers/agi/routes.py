@@ -24,7 +24,8 @@ def outbound(control: CallControl):
         h = request.headers
         endpoint = h.get("agi_arg_1") or h.get("agi_callerid", "")
         dialled = h.get("agi_arg_2") or h.get("agi_extension", "")
-        await answer(request, await control.decide(endpoint, dialled, time.time()))
+        await answer(request, await control.decide(endpoint, dialled, time.time(),
+                                                   presented=h.get("agi_callerid", "")))
     return route
 
 
@@ -65,7 +66,8 @@ def calling_card(control: CallControl):
             await send("HANGUP")
             return
         dialled = _digits(await send(f"GET DATA {DESTINATION_PROMPT} 8000 24"))
-        await answer(request, await control.decide("", dialled, time.time(), account=account))
+        await answer(request, await control.decide("", dialled, time.time(), account=account,
+                                                   presented=request.headers.get("agi_callerid", "")))
     return route
 
 
@@ -75,6 +77,8 @@ async def answer(request, decision) -> None:
     await send(f"SET VARIABLE RL_DESTINATION {_quote(decision.destination)}")
     if decision.allowed:
         await send(f"SET VARIABLE RL_MAX_SECONDS {decision.max_seconds}")
+        if decision.caller_id:      # only the account's DIDs or reseller-approved numbers
+            await send(f"SET VARIABLE CALLERID(num) {_quote(decision.caller_id)}")
         if decision.max_seconds:
             await send(f"SET VARIABLE TIMEOUT(absolute) {decision.max_seconds}")
         await send(f"SET VARIABLE RL_DIAL_COUNT {len(decision.legs)}")

@@ -19,6 +19,9 @@ class Config:
     # Unset: jobs run in-process (embedded first run). Set: RQ on that Redis.
     REDIS_URL = os.environ.get("REDIS_URL") or None
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "default")
+    # The FastAGI call-control process (`flask agi serve`, docs/asterisk.md).
+    AGI_HOST = os.environ.get("AGI_HOST", "0.0.0.0")
+    AGI_PORT = int(os.environ.get("AGI_PORT", 4573))
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

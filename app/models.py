@@ -19,3 +19,4 @@ from app.numbers.models import Number  # noqa: F401
 from provisioning.models import Extension  # noqa: F401
 from provisioning.realtime import PsAor, PsAuth, PsEndpoint  # noqa: F401
 from tenants.models import Tenant  # noqa: F401
+from app.routing.models import Carrier, CustomerRoute, NumberRule, Route, RouteCarrier, RouteGroup, TranslationRule  # noqa: F401

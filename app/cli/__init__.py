@@ -11,6 +11,7 @@ def register_cli(app):
     app.cli.add_command(demo_command)
     app.cli.add_command(ledger_group)
     app.cli.add_command(ami_group)
+    app.cli.add_command(agi_group)
 
 
 @click.command("demo")
@@ -69,3 +70,17 @@ def ami_watch():
         click.echo("No Asterisk servers configured (the AMI watcher is not installed yet).")
         return
     watch_configured_servers(current_app._get_current_object())
+
+
+@click.group("agi")
+def agi_group():
+    """FastAGI call control (authorise and route calls before they ring)."""
+
+
+@agi_group.command("serve")
+@with_appcontext
+def agi_serve():
+    """Answer Asterisk's FastAGI requests on AGI_HOST:AGI_PORT (runs until stopped)."""
+    from workers.agi.run import serve
+
+    serve(current_app._get_current_object())

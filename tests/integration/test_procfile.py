@@ -29,7 +29,7 @@ def _free_port():
 
 
 def _start(name, tmp_path, port):
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "REDIS_URL": TestConfig.REDIS_URL,
+    env = {**os.environ, "PORT": str(port), "AGI_PORT": str(port), "AGI_HOST": "127.0.0.1", "WEB_CONCURRENCY": "1", "REDIS_URL": TestConfig.REDIS_URL,
            "DATABASE_URL": f"sqlite:///{tmp_path / 'proc.db'}", "PATH": f"{BIN}:{os.environ['PATH']}"}
     # Each process starts against a migrated database, as after `flask db upgrade` in a deploy.
     subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
@@ -52,8 +52,8 @@ def _stop(proc):
     return proc.stdout.read()
 
 
-def test_the_procfile_names_the_four_processes():
-    assert set(_procfile()) == {"web", "worker", "cron", "ami"}
+def test_the_procfile_names_the_five_processes():
+    assert set(_procfile()) == {"web", "worker", "cron", "ami", "agi"}
 
 
 def test_the_web_process_serves_http(app, tmp_path):
@@ -81,3 +81,21 @@ def test_the_background_processes_start(app, tmp_path, name):
     output = _stop(proc)
     assert code in (None, 0), output
     assert "Traceback" not in output, output
+
+
+def test_the_agi_process_answers_fastagi_on_its_port(app, tmp_path):
+    from tests.agi.client import call
+
+    port = _free_port()
+    proc = _start("agi", tmp_path, port)
+    try:
+        deadline, session = time.time() + 20, None
+        while time.time() < deadline and session is None:
+            try:
+                session = call(port, "outbound", ("nobody", "442071234567"), timeout=5)
+            except OSError:
+                time.sleep(0.3)
+        assert session is not None, _stop(proc)
+        assert session.variables["RL_CAUSE"] == "unknown_account" and session.hung_up
+    finally:
+        _stop(proc)

@@ -1,0 +1,202 @@
+"""One decision per outbound call: who calls, may they, and for how long at most.
+
+The account checks (status, expiry, CPS, max channels, rate, opened country, credit for the
+first block) are the AMI watcher's own `DatabasePolicy.admit`, so both processes refuse the
+same calls for the same causes and read the same Redis in-use counts and CPS window. Added
+here: identifying the account from the calling endpoint, the account's allow/deny prefixes,
+and the allowed duration used as the switch's absolute limit (a backstop to the watcher).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from sqlalchemy import null, select
+
+from workers.ami.db_policy import INTERNAL, DatabasePolicy
+from workers.ami.policy import CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, UNKNOWN_ACCOUNT
+from workers.ami.watcher import HANGUP_CAUSES, REFUSED_CAUSE
+
+log = logging.getLogger("ringledger.agi.decide")
+NO_DESTINATION = "no_destination"
+Q850 = {**HANGUP_CAUSES, "no_route": 3, "unassigned_number": 1}   # 3: no route; 1: unallocated number
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    cause: str = ""
+    account: str = ""
+    destination: str = ""
+    max_seconds: int = 0          # 0 with allowed: no limit (internal call)
+    play_no_credit: bool = False
+    legs: tuple = ()              # app.routing.lcr.Leg, in the order Dial tries them
+    caller_id: str = ""           # the number to present ('' : leave it)
+
+    @property
+    def q850(self) -> int:
+        return Q850.get(self.cause, REFUSED_CAUSE)
+
+
+class LocalLeg:
+    """A call that stays on the switch: ring these SIP endpoints together."""
+    carrier_id = 0
+
+    def __init__(self, *endpoints: str):
+        self.dial = "&".join(f"PJSIP/{e}" for e in endpoints)
+
+
+class CallControl:
+    def __init__(self, app, counts, *, policy: DatabasePolicy | None = None, threads: int = 8):
+        self.counts = counts
+        self.policy = policy or DatabasePolicy(app, counts=counts, threads=threads)
+
+    def close(self) -> None:
+        self.policy.close()
+
+    async def pin_account(self, pin: str) -> str | None:
+        """The account number whose calling-card PIN this is (None: no such PIN)."""
+        return await self.policy._run(self._pin_account, pin)
+
+    def _pin_account(self, pin: str) -> str | None:
+        from app.accounts.models import Account
+        from app.extensions import db
+        from tenants.scope import unscoped
+
+        if not pin:
+            return None
+        with unscoped():
+            return db.session.execute(select(Account.account_number).where(Account.pin == pin)).scalar_one_or_none()
+
+    async def decide(self, endpoint: str, dialled: str, now: float, *, account: str | None = None,
+                     presented: str = "") -> Decision:
+        """Decide a call from an extension's `endpoint`, or (calling card) for `account`."""
+        destination = "".join(ch for ch in (dialled or "") if ch.isdigit() or ch in "*#+").lstrip("+")
+        try:
+            who = await self.policy._run(self._identify, endpoint, destination, account)
+        except Exception:
+            log.exception("call from %s to %s: identification failed", endpoint, dialled)
+            return Decision(False, POLICY_ERROR)
+        if isinstance(who, Decision):
+            return who
+        number, play, extension_id, local, destination = who
+        if not destination:
+            return Decision(False, NO_DESTINATION, number)
+        if local is not None:         # a sibling extension by its short number: free, no limit
+            return Decision(True, "", number, destination, 0, legs=(local,))
+        admission = await self.policy.admit(number, destination, now)
+        if not admission.allowed:
+            return Decision(False, admission.cause, number, destination,
+                            play_no_credit=play and admission.cause == NO_CREDIT)
+        live = await self.counts.account(number) if self.counts is not None else 1
+        seconds, legs, caller_id = await self.policy._run(self._limit_and_route, number, extension_id,
+                                                          destination, max(live, 1), presented)
+        if seconds is not None and seconds <= 0:
+            return Decision(False, NO_CREDIT, number, destination, play_no_credit=play)
+        if legs is not None and not legs:
+            log.info("account %s refused (no_route): no route or carrier for %s", number, destination)
+            return Decision(False, "no_route", number, destination)
+        return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()),
+                        caller_id=caller_id)
+
+    # ---- database work (in the policy's threads) -----------------------------------------
+    def _identify(self, endpoint: str, destination: str, account_number: str | None = None):
+        from app.accounts.models import Account
+        from app.extensions import db
+        from app.routing.local import sibling_endpoint
+        from app.routing.rules import rule_refusal, rules_of
+        from app.routing.translation import rules_of as translation_rules
+        from app.routing.translation import translate
+        from provisioning.models import Extension
+        from tenants.scope import unscoped
+
+        columns = (Account.id, Account.account_number, Account.play_insufficient_credit)
+        with unscoped():
+            if account_number is not None:       # calling card: no extension of its own
+                row = db.session.execute(select(*columns, null(), Account.country)
+                                         .where(Account.account_number == account_number)).first()
+            else:
+                row = db.session.execute(
+                    select(*columns, Extension.id, Account.country)
+                    .join(Extension, Extension.account_id == Account.id)
+                    .where(Extension.sip_username == endpoint, Extension.active.is_(True))).first()
+            if row is None:
+                log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
+                return Decision(False, UNKNOWN_ACCOUNT)
+            account_id, number, play, extension_id, country = row
+            sibling = sibling_endpoint(account_id, destination) if destination else None
+            if sibling is not None:
+                return number, bool(play), extension_id, LocalLeg(sibling), destination
+            destination = translate(translation_rules(account_id), destination, country or "")
+            refusal = rule_refusal(rules_of(account_id), destination) if destination else None
+        if refusal:
+            log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
+            return Decision(False, refusal, number, destination)
+        return number, bool(play), extension_id, None, destination
+
+    def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int, presented: str):
+        """(seconds, legs, caller ID number). Seconds this call may last on its share of the credit (live calls of
+        the account, this one included, share it equally), None for an internal call; legs
+        None when no routing is configured or the call stays on the switch (internal)."""
+        from app.rating.duration import max_call_seconds
+        from app.routing import lcr
+        from tenants.scope import unscoped
+
+        from app.routing.rules import caller_id_for
+
+        account = self.policy._account(number)
+        with unscoped():
+            caller_id = caller_id_for(account.id, extension_id, presented)
+        terms = self.policy._terms_of(account)
+        tariff = terms.tariff(destination)
+        if tariff is None or tariff is INTERNAL:
+            return None, None, caller_id
+        bundle = self.policy._bundle_left(terms, terms.day).get(tariff.country, 0) // live
+        share = (account.available_credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
+        seconds = max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
+                                   short_call=terms.short_call)
+        with unscoped():
+            if not lcr.routing_configured():
+                return seconds, None, caller_id
+            group = lcr.group_for(account.id, extension_id)
+            return seconds, ([] if group is None else lcr.legs_for(group, destination, self._buy_rate)), caller_id
+
+    def _buy_rate(self, sheet_id: int, destination: str):
+        from datetime import datetime, timezone
+
+        from app.extensions import db
+        from app.rating.models import RateSheet
+
+        version = db.session.execute(select(RateSheet.version).where(RateSheet.id == sheet_id)).scalar_one()
+        index = self.policy._index_of(sheet_id, (version, datetime.now(timezone.utc).date()))
+        tariff = index.lookup(destination) if index is not None else None
+        return None if tariff is None else tariff.rate_per_minute
+
+
+__all__ = ["CallControl", "Decision", "CHANNEL_LIMIT", "CPS_LIMIT"]
+
+
+class InboundControl:
+    """A call to a DID: ring its extension (or all the account's); refuse an unassigned one."""
+
+    def __init__(self, policy: DatabasePolicy):
+        self.policy = policy
+
+    async def decide(self, dialled: str) -> Decision:
+        return await self.policy._run(self._decide, dialled)
+
+    def _decide(self, dialled: str) -> Decision:
+        from app.accounts.models import Account
+        from app.extensions import db
+        from app.routing.local import endpoints_of_did
+        from tenants.scope import unscoped
+
+        with unscoped():
+            account_id, endpoints = endpoints_of_did(dialled)
+            if not endpoints:
+                log.info("inbound call to %s refused (unassigned_number)", dialled)
+                return Decision(False, "unassigned_number", destination=dialled)
+            number = db.session.execute(select(Account.account_number).where(Account.id == account_id)).scalar_one()
+        # one Dial that rings every endpoint at once (PJSIP/a&PJSIP/b)
+        return Decision(True, "", number, dialled, 0, legs=(LocalLeg(*endpoints),))

@@ -28,7 +28,7 @@ def upgrade_with_accounts(uri):
             found = db.session.execute(select(Account.name).where(search_clause("cafe"))).scalars().all()
         indexes = []
         if db.engine.dialect.name == "postgresql":
-            indexes = db.session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts' "
+            indexes = db.session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts' AND schemaname = current_schema() "
                                               "AND indexdef LIKE '%gin_trgm_ops%' ORDER BY 1")).scalars().all()
         db.session.rollback()
         return found, indexes

@@ -46,9 +46,11 @@ def verify(raw: bytes, header: str, secret: str):
     if not secret:
         raise BadSignature("no signing secret configured")
     try:
-        return stripe.Webhook.construct_event(raw, header or "", secret, tolerance=TOLERANCE)
+        stripe.Webhook.construct_event(raw, header or "", secret, tolerance=TOLERANCE)
     except (stripe.SignatureVerificationError, ValueError) as exc:
         raise BadSignature(str(exc)) from exc
+    # Plain dicts from here on (a StripeObject is no longer a dict in stripe 16).
+    return json.loads(raw)
 
 
 def from_minor(amount: int, currency: str) -> Decimal:
@@ -64,7 +66,7 @@ def record_event(event, endpoint_tenant_id: int | None, root_tenant_id: int) -> 
         insert(WebhookEvent).values(
             tenant_id=endpoint_tenant_id or root_tenant_id, provider="stripe", event_id=event["id"],
             event_type=event["type"], status="processed", payment_intent_id=pi,
-            payload=json.dumps(event.to_dict() if hasattr(event, "to_dict") else event), received_at=utcnow())
+            payload=json.dumps(event), received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(WebhookEvent.id),
         execution_options={"all_tenants": True}).scalar()
     if new_id is None:

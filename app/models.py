@@ -10,6 +10,7 @@ from app.calls.models import Call  # noqa: F401
 from app.calls.switch_cdrs import SwitchCdr  # noqa: F401
 from app.ledger import LedgerEntry  # noqa: F401
 from app.notifications.models import Notification  # noqa: F401
+from app.payments.models import Payment, StripeSettings, WebhookEvent  # noqa: F401
 from app.logins.preferences import UserPreference  # noqa: F401
 from app.rating.imports import RateImport  # noqa: F401
 from app.rating.models import Rate, RateSheet  # noqa: F401

@@ -10,6 +10,8 @@ def register_portals(app):
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(reseller_bp, url_prefix="/reseller")
     app.register_blueprint(customer_bp, url_prefix="/portal")
+    from portals.webhooks import bp as webhooks_bp
+    app.register_blueprint(webhooks_bp)
     # An anonymous visitor is sent to the login of the portal they tried to open.
     login_manager.blueprint_login_views = {
         "admin": "admin.login", "reseller": "reseller.login", "customer": "customer.login",

@@ -20,6 +20,10 @@ PUBLIC_ENDPOINTS = {
     "static": "static files",
     "favicon": "the site icon, public like static files",
     "index": "redirects to a login",
+    # Signed by Stripe instead of a login; another tenant's secret or account is refused
+    # (tests/integration/test_payments_webhooks.py).
+    "webhooks.stripe_platform": "Stripe webhook, signature-checked",
+    "webhooks.stripe_tenant": "a reseller's Stripe webhook, checked with that reseller's secret",
 }
 PUBLIC_IN_PORTAL = {"login", "logout"}
 

@@ -1,0 +1,1 @@
+"""Payments: Stripe top-ups and webhooks, manual payments, history (docs/payments.md)."""

@@ -1,0 +1,180 @@
+"""Stripe webhooks: signed with the stripe library's own scheme, applied once, in any order."""
+import json
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import stripe
+from sqlalchemy import func, select
+
+from app.accounts.models import Account
+from app.extensions import db
+from app.ledger import LedgerEntry, balance_mismatches
+from app.payments.models import Payment, StripeSettings, WebhookEvent
+from app.payments.secrets import encrypt
+from tenants.scope import unscoped
+
+SECRET = "whsec_platform_test"
+
+
+@pytest.fixture
+def hook(app):
+    app.config["STRIPE_WEBHOOK_SECRET"] = SECRET
+    yield app
+    app.config["STRIPE_WEBHOOK_SECRET"] = ""
+
+
+def signed(payload: dict, secret=SECRET, timestamp=None):
+    body = json.dumps(payload)
+    header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp or int(time.time()))
+    return body, {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def event(eid, kind, obj):
+    return {"id": eid, "object": "event", "type": kind, "data": {"object": obj}}
+
+
+def completed(eid, account, cents=2500, session="cs_1", pi="pi_1", paid="paid"):
+    return event(eid, "checkout.session.completed", {
+        "id": session, "object": "checkout.session", "amount_total": cents, "currency": account.currency.lower(),
+        "payment_status": paid, "payment_intent": pi, "metadata": {"account_id": str(account.id)}})
+
+
+def balance(account_id):
+    with unscoped():
+        return db.session.scalar(select(Account.balance).where(Account.id == account_id))
+
+
+def entries(account_id, kind=None):
+    with unscoped():
+        q = select(func.count()).select_from(LedgerEntry).where(LedgerEntry.account_id == account_id)
+        if kind:
+            q = q.where(LedgerEntry.kind == kind)
+        return db.session.scalar(q)
+
+
+def test_a_signed_completion_credits_the_account_once(hook, client, world):
+    start = balance(world.account_a.id)
+    body, headers = signed(completed("evt_1", world.account_a))
+    for _ in range(2):
+        r = client.post("/webhooks/stripe", data=body, headers=headers)
+        assert r.status_code == 200
+    assert r.json["outcome"] == "duplicate"
+    assert balance(world.account_a.id) == start + Decimal("25.00")
+    assert entries(world.account_a.id, "payment") == 1
+    with unscoped():
+        p = db.session.execute(select(Payment)).scalar_one()
+        assert (p.status, p.amount, p.payment_intent_id) == ("succeeded", Decimal("25.00"), "pi_1")
+        assert balance_mismatches() == []
+
+
+@pytest.mark.parametrize("how", ["bad_signature", "stale", "other_tenant_secret", "no_header"])
+def test_a_bad_or_stale_signature_gets_400_and_changes_nothing(hook, client, world, how):
+    start = balance(world.account_a.id)
+    payload = completed("evt_bad", world.account_a)
+    if how == "bad_signature":
+        body, headers = signed(payload, secret="whsec_wrong")
+    elif how == "stale":
+        body, headers = signed(payload, timestamp=int(time.time()) - 3600)
+    elif how == "other_tenant_secret":
+        with unscoped():
+            db.session.add(StripeSettings(tenant_id=world.b.id, webhook_key="tenant-b",
+                                          webhook_secret_encrypted=encrypt("whsec_b")))
+            db.session.commit()
+        body, headers = signed(payload, secret="whsec_b")    # B's secret on the platform endpoint
+    else:
+        body, headers = signed(payload)
+        headers.pop("Stripe-Signature")
+    r = client.post("/webhooks/stripe", data=body, headers=headers)
+    assert r.status_code == 400
+    assert balance(world.account_a.id) == start
+    with unscoped():
+        assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+
+def test_a_resellers_endpoint_takes_its_own_secret_and_only_its_own_accounts(hook, client, world):
+    with unscoped():
+        db.session.add(StripeSettings(tenant_id=world.a.id, webhook_key="key-a",
+                                      webhook_secret_encrypted=encrypt("whsec_a")))
+        db.session.commit()
+        stored = db.session.scalar(select(StripeSettings.webhook_secret_encrypted))
+    assert "whsec_a" not in stored                                   # encrypted at rest
+    start_a, start_b = balance(world.account_a.id), balance(world.account_b.id)
+    body, headers = signed(completed("evt_a", world.account_a), secret=SECRET)
+    assert client.post("/webhooks/stripe/key-a", data=body, headers=headers).status_code == 400
+    body, headers = signed(completed("evt_a", world.account_a), secret="whsec_a")
+    assert client.post("/webhooks/stripe/key-a", data=body, headers=headers).status_code == 200
+    body, headers = signed(completed("evt_b", world.account_b, session="cs_b", pi="pi_b"), secret="whsec_a")
+    r = client.post("/webhooks/stripe/key-a", data=body, headers=headers)
+    assert r.json["outcome"] == "review"                            # kept, not credited
+    assert client.post("/webhooks/stripe/no-such-key", data=body, headers=headers).status_code == 404
+    assert balance(world.account_a.id) == start_a + Decimal("25.00")
+    assert balance(world.account_b.id) == start_b
+
+
+def test_ten_concurrent_redeliveries_credit_once(hook, app, world):
+    start = balance(world.account_a.id)
+    body, headers = signed(completed("evt_race", world.account_a, cents=1000))
+    barrier = threading.Barrier(10)
+    codes = []
+
+    def send():
+        c = app.test_client()
+        barrier.wait()
+        codes.append(c.post("/webhooks/stripe", data=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(10)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert codes == [200] * 10
+    assert balance(world.account_a.id) == start + Decimal("10.00")
+    assert entries(world.account_a.id, "payment") == 1
+
+
+def test_refund_before_completion_applies_once_the_payment_arrives(hook, client, world):
+    start = balance(world.account_a.id)
+    refund = event("evt_ref", "charge.refunded", {"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
+                                                  "amount_refunded": 1000, "currency": "usd"})
+    body, headers = signed(refund)
+    assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "deferred"
+    assert balance(world.account_a.id) == start
+    body, headers = signed(completed("evt_done", world.account_a))
+    client.post("/webhooks/stripe", data=body, headers=headers)
+    assert balance(world.account_a.id) == start + Decimal("15.00")
+    # the full refund later: only the difference is debited
+    full = event("evt_ref2", "charge.refunded", {"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
+                                                 "amount_refunded": 2500, "currency": "usd"})
+    body, headers = signed(full)
+    client.post("/webhooks/stripe", data=body, headers=headers)
+    assert balance(world.account_a.id) == start
+    with unscoped():
+        assert db.session.execute(select(Payment.status)).scalar_one() == "refunded"
+        assert balance_mismatches() == []
+
+
+def test_async_payment_failed_attempts_disputes_and_unknown_events(hook, client, world):
+    start = balance(world.account_a.id)
+    acct = world.account_a
+    for payload in (
+        completed("e1", acct, session="cs_2", pi="pi_2", paid="unpaid"),
+        event("e2", "checkout.session.async_payment_succeeded", completed("x", acct, session="cs_2", pi="pi_2")["data"]["object"]),
+        event("e3", "payment_intent.payment_failed", {"id": "pi_3", "object": "payment_intent", "amount": 900,
+              "currency": "usd", "metadata": {"account_id": str(acct.id)},
+              "last_payment_error": {"message": "Your card was declined.", "charge": "ch_3"}}),
+        event("e4", "charge.dispute.created", {"id": "dp_1", "object": "dispute", "payment_intent": "pi_2",
+                                               "amount": 2500, "reason": "fraudulent"}),
+        event("e5", "customer.created", {"id": "cus_1", "object": "customer"}),
+        completed("e6", acct, session="cs_9", pi="pi_9") | {"data": {"object": {
+            "id": "cs_9", "object": "checkout.session", "amount_total": 100, "currency": "usd",
+            "payment_status": "paid", "payment_intent": "pi_9", "metadata": {"account_id": "999999"}}}},
+    ):
+        body, headers = signed(payload)
+        assert client.post("/webhooks/stripe", data=body, headers=headers).status_code == 200
+    assert balance(acct.id) == start + Decimal("25.00")
+    with unscoped():
+        rows = {p.provider_ref: (p.status, p.failure_message) for p in db.session.execute(select(Payment)).scalars()}
+        assert rows["cs_2"][0] == "disputed"
+        assert rows["pi_3:ch_3"] == ("failed", "Your card was declined.")
+        statuses = dict(db.session.execute(select(WebhookEvent.event_id, WebhookEvent.status)).all())
+        assert statuses["e5"] == "ignored" and statuses["e6"] == "review"

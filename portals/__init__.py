@@ -7,6 +7,9 @@ def register_portals(app):
     from portals.customer import bp as customer_bp
     from portals.reseller import bp as reseller_bp
 
+    from portals.access import may
+
+    app.add_template_global(may)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(reseller_bp, url_prefix="/reseller")
     app.register_blueprint(customer_bp, url_prefix="/portal")

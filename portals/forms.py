@@ -58,7 +58,8 @@ class ResellerEditForm(FlaskForm):
 class LoginCreateForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Email (login)", validators=[DataRequired(), Email()])
-    role = SelectField("Role", choices=[("reseller_staff", "Staff"), ("reseller_owner", "Owner")])
+    role = SelectField("Role", choices=[("reseller_staff", "Staff"), ("reseller_readonly", "Read-only"),
+                                         ("reseller_owner", "Owner")])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, message="Use at least 8 characters.")])
 
 

@@ -95,9 +95,9 @@ def scope_for_user(user, session: Session) -> Scope:
     """The scope a logged-in user acts in; anonymous users see nothing."""
     if user is None or not getattr(user, "is_authenticated", False):
         return DENY
-    if user.role == "platform_admin":
+    if user.role in ("platform_admin", "platform_subadmin"):
         return Scope(tenant_ids=None, home_tenant_id=user.tenant_id)
-    if user.role == "account_admin":
+    if user.role in ("account_admin", "account_user"):
         return Scope(tenant_ids=(user.tenant_id,), home_tenant_id=user.tenant_id,
                      account_id=user.account_id)
     return Scope(tenant_ids=subtree_ids(session, user.tenant_id), home_tenant_id=user.tenant_id)

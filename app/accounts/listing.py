@@ -140,6 +140,7 @@ class ListQuery:
     q: str = ""
     status: str = ""
     terms: str = ""
+    group: int = 0            # a customer group of the reseller (app/accounts/details.py); 0 = any
     sort: str = DEFAULT_SORT
     direction: str = "asc"
     page: int = 1
@@ -163,6 +164,11 @@ class ListQuery:
         if terms not in TERMS_FILTERS:
             notices.append("Unknown terms filter ignored; showing prepaid and postpaid.")
             terms = ""
+        try:
+            group = max(int(args.get("group", "") or 0), 0)
+        except ValueError:
+            notices.append("Unknown group ignored; showing every group.")
+            group = 0
 
         sort = args.get("sort", "") or DEFAULT_SORT
         if sort not in COLUMN_KEYS:
@@ -202,13 +208,13 @@ class ListQuery:
                 if page < 1:
                     notices.append("Pages start at 1; showing page 1.")
                     page = 1
-        return cls(q=q, status=status, terms=terms, sort=sort, direction=direction, page=page,
+        return cls(q=q, status=status, terms=terms, group=group, sort=sort, direction=direction, page=page,
                    size=size, notices=tuple(notices))
 
     def args(self, **changes) -> dict:
         """Query-string arguments for a link, leaving out defaults to keep URLs short."""
         lq = replace(self, **changes)
-        out = {"q": lq.q, "status": lq.status, "terms": lq.terms}
+        out = {"q": lq.q, "status": lq.status, "terms": lq.terms, "group": lq.group or ""}
         if lq.sort != DEFAULT_SORT or lq.direction != "asc":
             out["sort"], out["dir"] = lq.sort, lq.direction
         if lq.size != DEFAULT_PAGE_SIZE:
@@ -219,7 +225,7 @@ class ListQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.q or self.status or self.terms)
+        return bool(self.q or self.status or self.terms or self.group)
 
 
 def _sizes() -> str:
@@ -269,6 +275,10 @@ def where_clauses(lq: ListQuery) -> list:
         clauses.append(Account.status == lq.status)
     if lq.terms:
         clauses.append(Account.billing_type == lq.terms)
+    if lq.group:
+        from app.accounts.details import AccountDetails
+
+        clauses.append(Account.id.in_(select(AccountDetails.account_id).where(AccountDetails.group_id == lq.group)))
     return clauses
 
 

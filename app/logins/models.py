@@ -3,7 +3,7 @@ from datetime import datetime
 
 from flask import current_app
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -11,10 +11,14 @@ from app.extensions import db
 from tenants.mixins import TenantOwned
 from tenants.models import utcnow
 
-ROLES = ("platform_admin", "reseller_owner", "reseller_staff", "account_admin")
+ROLES = ("platform_admin", "platform_subadmin", "reseller_owner", "reseller_staff", "reseller_readonly",
+         "account_admin", "account_user")
 # Which portal each role works in; the portal's login is where an anonymous visitor goes.
 PORTAL_OF_ROLE = {
     "platform_admin": "admin",
+    "platform_subadmin": "admin",
+    "reseller_readonly": "reseller",
+    "account_user": "customer",
     "reseller_owner": "reseller",
     "reseller_staff": "reseller",
     "account_admin": "customer",
@@ -35,6 +39,9 @@ class User(UserMixin, TenantOwned, db.Model):
     locked_until: Mapped[datetime | None] = mapped_column()
     last_login_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Customer portal logins other than the account administrator: the permission keys of
+    # app/logins/permissions.py they hold. Unused for every other role.
+    permissions: Mapped[list | None] = mapped_column(JSON)
 
     def set_password(self, password: str) -> None:
         method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")

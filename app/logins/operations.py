@@ -90,3 +90,28 @@ def create_login(*, tenant_id: int, email: str, name: str, role: str, password: 
     db.session.flush()
     audit.record("login.created", user, role=role, email=email)
     return user
+
+
+def create_portal_login(*, account_id: int, tenant_id: int, email: str, name: str, password: str,
+                        permissions) -> User:
+    """Another customer portal login on an account, holding only the ticked permissions."""
+    from app.logins.permissions import clean_permissions
+
+    user = create_login(tenant_id=tenant_id, email=email, name=name, role="account_user",
+                        password=password, account_id=account_id)
+    user.permissions = clean_permissions(permissions)
+    audit.record("login.permissions_set", user, permissions=user.permissions)
+    return user
+
+
+def set_portal_permissions(user: User, permissions, *, active: bool = True) -> User:
+    """Change what a customer portal login may use (never the account administrator's)."""
+    from app.logins.permissions import clean_permissions
+
+    if user.role != "account_user":
+        raise LoginError("permissions", "The account administrator always holds every permission.")
+    user.permissions = clean_permissions(permissions)
+    user.active = active
+    audit.record("login.permissions_set", user, permissions=user.permissions, active=active)
+    db.session.flush()
+    return user

@@ -5,10 +5,11 @@ bp = Blueprint("reseller", __name__, template_folder="templates")
 from portals.access import guard_portal  # noqa: E402
 from portals.auth import add_auth_routes  # noqa: E402
 
-guard_portal(bp, {"reseller_owner", "reseller_staff"})
+guard_portal(bp, {"reseller_owner", "reseller_staff", "reseller_readonly"}, "reseller")
 add_auth_routes(bp, "reseller")
 
 from portals.reseller import routes  # noqa: E402,F401
 from portals.reseller import accounts_list  # noqa: E402,F401
 from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
 from portals.reseller import rates, reports  # noqa: E402,F401
+from portals.reseller import account_profile  # noqa: E402,F401

@@ -10,6 +10,7 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from app.accounts import listing as account_list
+from app.accounts.details import groups_of
 from app.accounts.listing import (
     COLUMNS, COLUMNS_PREFERENCE, PAGE_SIZES, STATUS_FILTERS, TERMS_FILTERS, BulkError, ListQuery,
 )
@@ -47,6 +48,7 @@ def accounts():
         "reseller/accounts.html", result=result, lq=result.query, columns=_columns(),
         all_columns=COLUMNS, status_filters=STATUS_FILTERS, terms_filters=TERMS_FILTERS,
         page_sizes=PAGE_SIZES, this_url=request.full_path.rstrip("?"),
+        groups=groups_of(current_user.tenant_id),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.extensions import db
+from app.logins.permissions import refusal
 from tenants.scope import unscoped
 
 PORTAL_OF_BLUEPRINT = {"admin": "admin", "reseller": "reseller", "customer": "portal"}
@@ -164,6 +165,31 @@ def _template_id(owner):
     return template.id
 
 
+@register_factory("login_id")
+def _login_id(owner):
+    """Another portal login on the owner's account."""
+    from app.logins.operations import create_portal_login
+
+    return create_portal_login(account_id=owner.account.id, tenant_id=owner.tenant.id,
+                               email=f"portal-user{next(_serial)}@login.example", name="Portal user",
+                               password="correct-horse-battery", permissions=["reports"]).id
+
+
+@pytest.fixture
+def world(world, make_login):
+    """The shared world plus a login of every further role: a platform sub-admin, a read-only
+    reseller login, and a second portal login of account A holding every permission."""
+    from app.logins.permissions import PORTAL_PERMISSIONS
+
+    world.subadmin = make_login(world.platform, "platform_subadmin")
+    world.readonly_a = make_login(world.a, "reseller_readonly")
+    world.user_a = make_login(world.a, "account_user", account=world.account_a)
+    with unscoped():
+        world.user_a.permissions = list(PORTAL_PERMISSIONS)
+        db.session.commit()
+    return world
+
+
 def _portal_rules(app):
     rules = []
     for rule in app.url_map.iter_rules():
@@ -207,6 +233,9 @@ def _roles(world):
         (w.owner_a_sub, "reseller", [parent, b]),
         (w.customer_a, "customer", [sibling, b]),
         (w.admin, "admin", []),
+        (w.subadmin, "admin", []),
+        (w.readonly_a, "reseller", [b]),
+        (w.user_a, "customer", [sibling, b]),
     ]
 
 
@@ -225,8 +254,12 @@ def test_every_route_with_an_id_answers_404_for_objects_the_login_may_not_see(ap
                 url = _url(rule, owner)
                 for method in _methods(rule):
                     resp = _request(client, method, url)
-                    assert resp.status_code == 404, (
-                        f"{user.email} ({user.role}) {method} {url} -> {resp.status_code}, expected 404")
+                    # A role refused the action outright (read-only POST) answers 403 whether or
+                    # not the object exists, which tells nothing about other tenants either.
+                    expected = 403 if refusal(user.role, user.permissions, blueprint,
+                                              rule.endpoint.split(".")[-1], method) else 404
+                    assert resp.status_code == expected, (
+                        f"{user.email} ({user.role}) {method} {url} -> {resp.status_code}, expected {expected}")
                     checked += 1
     assert checked > 0
 
@@ -242,7 +275,7 @@ def test_every_portal_route_sends_anonymous_visitors_to_that_portals_login(app, 
                 f"anonymous {method} {url} -> {resp.headers['Location']}")
 
 
-@pytest.mark.parametrize("role_index", range(5))
+@pytest.mark.parametrize("role_index", range(8))
 def test_every_portal_route_answers_403_to_a_login_of_another_portal(app, world, new_client, login, role_index):
     user, portal, _ = _roles(world)[role_index]
     client = login(new_client(), user)
@@ -265,3 +298,76 @@ def test_the_own_objects_are_reachable_so_the_404s_above_mean_something(app, wor
             continue
         resp = client.get(_url(rule, own))
         assert resp.status_code != 404, f"GET {rule.rule} for the reseller's own object -> 404"
+
+
+# --- roles and permissions inside a portal -------------------------------------------------
+
+def _statuses(client, rules, own, methods=None):
+    """{(endpoint, method): status} for every rule of one blueprint."""
+    out = {}
+    for rule in rules:
+        url = _url(rule, own)
+        for method in _methods(rule):
+            if methods is None or method in methods:
+                out[(rule.endpoint.split(".")[-1], method)] = _request(client, method, url).status_code
+    return out
+
+
+def _rules_of(app, blueprint):
+    return [rule for bp, rule in _portal_rules(app) if bp == blueprint]
+
+
+def test_a_read_only_reseller_login_opens_every_page_but_changes_nothing(app, world, new_client, login):
+    client = login(new_client(), world.readonly_a)
+    own = Owner(world, world.a, world.account_a)
+    statuses = _statuses(client, _rules_of(app, "reseller"), own)
+    writes = {k: v for k, v in statuses.items() if k[1] != "GET"}
+    reads = {k: v for k, v in statuses.items() if k[1] == "GET"}
+    assert writes and all(v == 403 for v in writes.values()), {k: v for k, v in writes.items() if v != 403}
+    assert reads and all(v not in (403, 404) for v in reads.values()), {k: v for k, v in reads.items() if v in (403, 404)}
+
+
+def test_a_platform_sub_admin_cannot_manage_admins_or_platform_settings(app, world, new_client, login):
+    from app.logins.permissions import ADMIN_ONLY_ENDPOINTS
+
+    own = Owner(world, world.a, world.account_a)
+    sub = _statuses(login(new_client(), world.subadmin), _rules_of(app, "admin"), own, {"GET"})
+    admin = _statuses(login(new_client(), world.admin), _rules_of(app, "admin"), own, {"GET"})
+    for (endpoint, method), status in sub.items():
+        if endpoint in ADMIN_ONLY_ENDPOINTS:
+            assert status == 403, f"sub-admin {method} {endpoint} -> {status}"
+            assert admin[(endpoint, method)] == 200, f"admin {method} {endpoint} -> {admin[(endpoint, method)]}"
+        else:
+            assert status not in (403, 404), f"sub-admin {method} {endpoint} -> {status}"
+    assert ADMIN_ONLY_ENDPOINTS <= {e for e, _ in sub}, "an admin-only endpoint no longer exists"
+
+
+def test_every_customer_portal_route_is_covered_by_a_permission(app):
+    from app.logins.permissions import PORTAL_ADMIN_ONLY, PORTAL_ALWAYS, permission_of
+
+    for rule in _rules_of(app, "customer"):
+        endpoint = rule.endpoint.split(".")[-1]
+        assert endpoint in PORTAL_ALWAYS | PORTAL_ADMIN_ONLY or permission_of(endpoint), (
+            f"{rule.rule} ({endpoint}): add it to a permission in app/logins/permissions.py")
+
+
+@pytest.mark.parametrize("granted", [[], ["transactions"], ["reports"], ["users"], ["numbers"]])
+def test_a_portal_login_opens_only_the_pages_its_permissions_name(app, world, new_client, login, granted):
+    from app.logins.permissions import PORTAL_ALWAYS, PORTAL_PERMISSIONS, permission_of
+
+    with unscoped():
+        world.user_a.permissions = granted
+        db.session.commit()
+    client = login(new_client(), world.user_a)
+    own = Owner(world, world.a, world.account_a)
+    statuses = _statuses(client, _rules_of(app, "customer"), own)
+    for (endpoint, method), status in statuses.items():
+        key = permission_of(endpoint)
+        if endpoint in PORTAL_ALWAYS or key in granted:
+            assert status != 403, f"{granted}: {method} {endpoint} -> 403"
+        else:
+            assert status == 403, f"{granted}: {method} {endpoint} -> {status}, expected 403"
+    # The account administrator opens them all.
+    admin = _statuses(login(new_client(), world.customer_a), _rules_of(app, "customer"), own, {"GET"})
+    assert admin and all(v != 403 for v in admin.values()), admin
+    assert set(PORTAL_PERMISSIONS) == {permission_of(e) for e, _ in statuses if permission_of(e)}

@@ -364,6 +364,7 @@ class Watcher:
                 continue
             key = link.key(ch)
             deadline = deadlines.get(key)
+            log.debug("deadline of %s (answered %s): %s", ch.name, ch.answered, deadline)
             if (deadline is not None and ch.answered is not None and abs(deadline - ch.answered) < 0.001
                     and key not in self._timers):
                 self._refuse_unaffordable(link, ch)   # not one second of it can be paid for

@@ -22,7 +22,7 @@ from typing import Iterable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .balance import listen_balance_changes
+from .balance import RECOUNT, listen_balance_changes
 from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, CDR_SWITCH, Channel, Happening
 from .counts import CountsPublisher, InUseCounts
 from .link import AsteriskServer, ServerLink, WatchSettings
@@ -140,7 +140,12 @@ class Watcher:
         return len(self._tasks)
 
     def balance_changed(self, account_number: str) -> None:
-        """The account's balance or credit changed: recompute its calls' deadlines now."""
+        """The account's balance or credit changed: recompute its calls' deadlines now. The
+        RECOUNT notice instead realigns every link's in-use counts with the switch."""
+        if account_number == RECOUNT:
+            started = [link.name for link in self.links.values() if link.reconcile_now()]
+            log.info("in-use recount asked: reconciling %s", ", ".join(started) or "no link (down or busy)")
+            return
         self._mark(account_number)
 
     def deadline_of(self, link_name: str, uniqueid: str) -> float | None:

@@ -62,7 +62,7 @@ class Watcher:
         for server in servers:
             self._new_link(server)
         self.subscribed = asyncio.Event()   # balance notices are being received
-        self.cutoffs = 0                    # Hangups sent because credit ran out
+        self.cutoffs = 0                    # Hangups sent because credit ran out (retries not counted)
         self.refusals = 0                   # Hangups sent because admission said no
         self._timers: dict[str, _Cutoff] = {}
         self._hangups: dict[str, float] = {}          # call key -> loop time of last Hangup
@@ -408,23 +408,26 @@ class Watcher:
             return
         log.info("credit exhausted on account %s: hanging up %s (%.3fs after its deadline)",
                  ch.account, ch.name, time.time() - cutoff.deadline)
-        self.cutoffs += 1
-        self._hang_up(link, ch, CREDIT_EXHAUSTED_CAUSE)
+        if self._hang_up(link, ch, CREDIT_EXHAUSTED_CAUSE):
+            self.cutoffs += 1
         # Still there after the retry delay? The recomputed (past) deadline fires again.
         self.loop.call_later(self.settings.hangup_retry, self._mark, ch.account)
 
-    def _hang_up(self, link: ServerLink, ch: Channel, cause: int) -> None:
+    def _hang_up(self, link: ServerLink, ch: Channel, cause: int) -> bool:
+        """Send the Hangup (True), unless one went out less than `hangup_retry` ago (a timer
+        re-armed by a recomputation fired again) or the link is down (deferred)."""
         key = link.key(ch)
         now = self.loop.time()
         last = self._hangups.get(key)
         if last is not None and now - last < self.settings.hangup_retry:
-            return
+            return False
         reply = link.send({"Action": "Hangup", "Channel": ch.name, "Cause": str(cause)})
         if reply is None:  # link down: send it once reconciliation shows the call still there
             self._deferred[key] = (link, ch, cause)
-            return
+            return False
         self._hangups[key] = now
         reply.add_done_callback(functools.partial(_hangup_answered, link.name, ch.name))
+        return True
 
     # ---- CDRs ----------------------------------------------------------------------------
     def _hold_for_switch_cdr(self, record: dict) -> None:

@@ -19,7 +19,7 @@ PORTAL_PERMISSIONS = {
     "numbers": ("Numbers", {"numbers"}),
 }
 # Open to every customer login: its own start page and password.
-PORTAL_ALWAYS = {"dashboard", "password", "impersonation_end"}
+PORTAL_ALWAYS = {"dashboard", "account_tab", "password", "impersonation_end"}
 # Only the account administrator: managing the account's other portal logins.
 PORTAL_ADMIN_ONLY = {"logins", "login_permissions"}
 

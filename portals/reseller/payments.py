@@ -1,6 +1,6 @@
 """Reseller portal: payment history (all accounts and per account, filterable) and the
 reseller's own Stripe account with its top-up limits. Thin: app/payments does the work."""
-from flask import flash, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from app.conflicts import FieldError
 from app.extensions import db
 from app.payments import checkout, history
 from app.payments.operations import save_stripe_settings
-from app.web import hx_redirect, render
+from app.web import render
 from portals.access import owner_only
 from portals.account_forms import MoneyField, plain_amount
 from portals.reseller import bp
@@ -75,7 +75,7 @@ def payment_settings():
             else:
                 db.session.commit()
                 flash("Payment settings saved.", "success")
-                return hx_redirect(url_for("reseller.payment_settings"))
+                return redirect(url_for("reseller.payment_settings"), code=303)
     webhook_url = url_for("webhooks.stripe_tenant", webhook_key=row.webhook_key, _external=True) if row else None
     return render("reseller/payment_settings.html", status=status, form=form, row=row, tenant=tenant,
                   webhook_url=webhook_url, platform_url=url_for("webhooks.stripe_platform", _external=True),

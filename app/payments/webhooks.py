@@ -126,6 +126,9 @@ def _session_payment(obj, account):
                     amount=from_minor(obj.get("amount_total") or 0, currency),
                     invoice_id=int(meta["invoice_id"]) if str(meta.get("invoice_id", "")).isdigit() else None)
         db.session.add(p)
+    elif p.status == "pending" and obj.get("amount_total"):
+        # A top-up started in the portal: what Stripe collected is what the balance gets.
+        p.amount = from_minor(obj["amount_total"], p.currency)
     p.payment_intent_id = obj.get("payment_intent") or p.payment_intent_id
     return p
 

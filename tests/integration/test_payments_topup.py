@@ -101,6 +101,17 @@ def test_the_webhook_credits_once_and_the_page_then_says_payment_received(world,
         assert balance_mismatches() == []
 
 
+def test_the_amount_stripe_collected_is_what_gets_credited(world, app, customer, fake_stripe):
+    before = balance(world.account_a.id)
+    sid = session_id_of(start(customer, "25.00"))
+    fake_stripe.pay(sid)
+    (completed,) = fake_stripe.wait_sent("checkout.session.completed")
+    completed["object"]["amount_total"] = 2400          # e.g. a discount applied on Stripe's side
+    deliver(app.test_client(), completed, STRIPE_TEST_WEBHOOK_SECRET)
+    (p,) = payments()
+    assert p.amount == Decimal("24.00") and balance(world.account_a.id) == before + Decimal("24.00")
+
+
 def test_double_clicking_pay_gives_one_session_and_one_pending_payment(world, app, new_client, login, fake_stripe):
     clients = [login(new_client(), world.customer_a) for _ in range(6)]
     barrier, locations = threading.Barrier(6), []

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from app.accounts.models import Account
+from app.conflicts import FieldError
 from app.extensions import db
 from app.ledger import LedgerEntry, balance_mismatches
 from app.notifications.models import Notification
@@ -159,7 +160,7 @@ def test_the_resellers_limits_and_presets_apply_in_the_accounts_currency(world, 
     with unscoped():
         save_stripe_settings(world.a.id, topup_min="20", topup_max="40", presets="30, 20")
         db.session.commit()
-    with pytest.raises(Exception):      # 10 is outside 20..40: refused by the settings themselves
+    with pytest.raises(FieldError, match="outside the limits"):      # 10 is outside 20..40
         with unscoped():
             save_stripe_settings(world.a.id, topup_min="20", topup_max="40", presets="10")
     db.session.rollback()

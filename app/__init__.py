@@ -90,13 +90,18 @@ def _register_blueprints(app):
 
 def _register_template_helpers(app):
     from app.calls.in_use import register_template_globals
-    from app.money import format_money
+    from app.money import format_money, format_money_exact
 
     register_template_globals(app)  # live calls in use, from the AMI watchers' Redis counts
 
     @app.template_filter("money")
     def money_filter(amount, currency="USD"):
         return "" if amount is None else format_money(amount, currency)
+
+    @app.template_filter("money_exact")
+    def money_exact_filter(amount, currency="USD"):
+        """Every decimal the amount has: ledger amounts and balances keep sub-cent call charges."""
+        return "" if amount is None else format_money_exact(amount, currency)
 
     @app.context_processor
     def portal_context():

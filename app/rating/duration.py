@@ -87,13 +87,15 @@ def _last_true(lo: int, hi: int, ok) -> int:
 
 def shared_deadlines(credit, calls: Sequence[LiveCall], currency: str,
                      short_call: ShortCallCharge | None = None,
-                     cap: int = MAX_CALL_SECONDS) -> list[Deadline]:
+                     cap: int = MAX_CALL_SECONDS, *, places: int | None = None) -> list[Deadline]:
     """When each live call of one account must be hung up so that, together, they never cost
     more than `credit` (prepaid balance, or postpaid credit-limit headroom). Input order kept.
 
-    `credit` must not include the cost of calls that have already ended.
+    `credit` must not include the cost of calls that have already ended. `places`: the call
+    charge precision the calls will be rated at (None: the currency's minor unit); it must be
+    the rater's, or a balance could end a fraction of a cent below zero.
     """
-    mu = minor_units_of(currency)
+    mu = minor_units_of(currency, places)
     budget = mu.floor(credit)
     short = ShortTicks.of(short_call)
     meters = [_Meter(c, mu, short) for c in calls]
@@ -156,10 +158,11 @@ def elapsed_seconds(now: float, answered: float, margin: float = 0.0) -> int:
 
 
 def max_call_seconds(credit, tariff: Tariff, currency: str, *, bundle_seconds: int = 0,
-                     short_call: ShortCallCharge | None = None, cap: int = MAX_CALL_SECONDS) -> int:
+                     short_call: ShortCallCharge | None = None, cap: int = MAX_CALL_SECONDS,
+                     places: int | None = None) -> int:
     """Whole seconds a new call may last: bundle seconds first, then what the credit buys.
 
     0 when not even the first block is affordable: refuse the call.
     """
     call = LiveCall(None, 0, 0, tariff, bundle_seconds)
-    return shared_deadlines(credit, [call], currency, short_call, cap)[0].max_duration
+    return shared_deadlines(credit, [call], currency, short_call, cap, places=places)[0].max_duration

@@ -89,6 +89,11 @@ def account_in_use(account_number: str) -> int | None:
     return _total("account", account_number)
 
 
+def accounts_in_use() -> dict[str, int] | None:
+    """{account number: live calls} for every account with a live call (None: no counts)."""
+    return _all("account")
+
+
 def extensions_in_use() -> dict[str, int] | None:
     """{SIP username: live channels} for every extension with a live channel (only those are
     stored, so this stays small); read once per request."""

@@ -113,3 +113,21 @@ def test_transactions_show_ledger_amounts_and_balances_with_the_decimals_they_ha
     # the accounts list keeps the currency's formatting
     listing = owner.get("/reseller/accounts").get_data(as_text=True)
     assert "$9.96" in listing and "$9.9617" not in listing
+
+
+def test_a_change_wakes_the_watchers_for_the_resellers_accounts_with_live_calls(world, monkeypatch):
+    """Deadlines of running calls are recomputed at once with the new precision: the change
+    announces the reseller's accounts that have live calls (and no other reseller's)."""
+    from app.calls import in_use, live
+    from app.resellers.operations import set_call_charge_places
+
+    live_counts = {world.account_a.account_number: 2, world.account_b.account_number: 1}
+    monkeypatch.setattr(in_use, "accounts_in_use", lambda: live_counts)
+    published = []
+    monkeypatch.setattr(live, "announce", published.append)
+    with tenant_scope(world.a.id):
+        tenant = db.session.get(Tenant, world.a.id)
+        assert set_call_charge_places(tenant, 3) is True
+        assert set_call_charge_places(tenant, 3) is False            # unchanged: nothing announced again
+        db.session.commit()
+    assert published == [world.account_a.account_number]

@@ -9,6 +9,10 @@ commits. For each call not rated yet (others are skipped, so a re-run changes no
     `call:<call id>` -> the Call's result columns; plus the reseller's own buy price
     (`buy_cost`) from the sheet its parent assigned to it (Tenant.buy_rate_sheet_id).
 
+Each call is rounded once, at its account's reseller's call charge precision
+(Tenant.call_charge_places via money.call_charge_places; buy prices at the parent's), and its
+ledger debit keeps those decimals (docs/rating.md, "Call charge precision").
+
 Rules where the issue was silent (docs/rating-database.md):
 - billsec is the duration; 0 s (unanswered, busy, failed) costs 0 and writes no ledger entry,
   and neither does any call that comes to 0 (inside the bundle, free rate, internal call);

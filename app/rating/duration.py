@@ -16,8 +16,9 @@ one unit of credit because each call was checked alone). Policy (docs/rating.md,
    buys further increments oldest call first.
 4. The caller recomputes whenever a call starts or ends, or the credit changes.
 
-Costs here are the exact integer form of cost.call_cost / bundles.rate_call. Where a short-call
-surcharge makes a shorter call dearer, the worst moment to hang up counts.
+Costs here are the exact integer form of cost.call_cost / bundles.rate_call, rounded at the
+same call charge precision (`places`) as the rater's. Where a short-call surcharge makes a
+shorter call dearer, the worst moment to hang up counts.
 """
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass

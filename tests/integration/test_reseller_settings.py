@@ -131,3 +131,29 @@ def test_a_change_wakes_the_watchers_for_the_resellers_accounts_with_live_calls(
         assert set_call_charge_places(tenant, 3) is False            # unchanged: nothing announced again
         db.session.commit()
     assert published == [world.account_a.account_number]
+
+
+def test_a_reset_lands_exactly_on_the_typed_amount_with_sub_cent_charges_in_the_balance(world, new_client, login):
+    """10.00 less a 0.0283 call is 9.9717: a reset to 0 posts -9.9717 (not -9.97, which would
+    leave 0.0017 and block closing the account), and the account can then be closed."""
+    account = world.account_a
+    with tenant_scope(world.a.id):
+        ledger.post(account.id, Decimal("-0.0283"), "call", "call:r1", places=4)
+        db.session.commit()
+    owner = login(new_client(), world.owner_a)
+    url = f"/reseller/accounts/{account.id}"
+    refused = owner.post(url + "/delete", data={}, follow_redirects=True).get_data(as_text=True)
+    assert "The balance is $9.9717" in refused
+    assert owner.post(url + "/balance", data={"action": "reset", "amount": "0", "reason": "closing",
+                                              "nonce": "r"}).status_code == 303
+    with unscoped():
+        last = db.session.execute(select(ledger.LedgerEntry.amount, ledger.LedgerEntry.balance_after)
+                                  .where(ledger.LedgerEntry.account_id == account.id)
+                                  .order_by(ledger.LedgerEntry.id.desc())).first()
+    assert tuple(last) == (Decimal("-9.9717"), Decimal("0"))
+    assert owner.post(url + "/delete", data={}).status_code == 303
+    db.session.rollback()
+    with unscoped():
+        from app.accounts.models import Account
+        assert db.session.execute(select(Account.status).where(Account.id == account.id)).scalar_one() == "closed"
+        assert ledger.balance_mismatches() == []

@@ -90,7 +90,7 @@ def _register_blueprints(app):
 
 def _register_template_helpers(app):
     from app.calls.in_use import register_template_globals
-    from app.money import format_money
+    from app.money import format_money, format_money_exact
     from app.timezones import to_local
 
     register_template_globals(app)  # live calls in use, from the AMI watchers' Redis counts
@@ -101,6 +101,11 @@ def _register_template_helpers(app):
 
     # A stored (naive UTC) time as the wall clock of a zone: {{ e.created_at|local(account.timezone) }}
     app.add_template_filter(to_local, "local")
+
+    @app.template_filter("money_exact")
+    def money_exact_filter(amount, currency="USD"):
+        """Every decimal the amount has: ledger amounts and balances keep sub-cent call charges."""
+        return "" if amount is None else format_money_exact(amount, currency)
 
     @app.context_processor
     def portal_context():

@@ -63,8 +63,12 @@ class Posted:
 
 
 def post(account_id: int, amount, kind: str, idempotency_key: str, *,
-         description: str = "", created_by_id: int | None = None) -> Posted:
+         description: str = "", created_by_id: int | None = None, places: int | None = None) -> Posted:
     """Credit (+) or debit (-) an account once per key. Flushes, never commits.
+
+    The amount is rounded to the account currency's minor unit, or to `places` decimals when
+    given: a call charge at its reseller's call charge precision (money.call_charge_places),
+    or MONEY_SCALE for an amount that is exact already (a reset to a typed balance).
 
     The entry is inserted first with ON CONFLICT DO NOTHING: a concurrent transaction
     holding the same key blocks us on the unique index until it commits, then we see the
@@ -83,7 +87,7 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     if row is None:
         raise LookupError(f"account {account_id} not found in this scope")
     tenant_id, currency, account_number = row
-    amount = money.quantize(amount, currency)
+    amount = money.quantize(amount, currency, _places(places))
 
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (
@@ -120,6 +124,12 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     return Posted(entry_id, amount, balance, created=True)
 
 
+def _places(places: int | None) -> int | None:
+    if places is not None and not (isinstance(places, int) and 0 <= places <= MONEY_SCALE):
+        raise ValueError(f"a ledger amount keeps at most {MONEY_SCALE} decimal places")
+    return places
+
+
 def _expire_loaded_balance(session, account_id):
     # A loaded Account would otherwise show the balance from before this UPDATE.
     obj = session.identity_map.get(session.identity_key(Account, account_id))
@@ -149,6 +159,7 @@ class Entry(NamedTuple):
     kind: str
     idempotency_key: str
     description: str = ""
+    places: int | None = None     # as post(): None rounds to the currency's minor unit
 
 
 class _LockedAccount(NamedTuple):
@@ -190,7 +201,8 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
         return set()
     if session.get_bind().dialect.name != "postgresql":
         return {(e.account_id, e.idempotency_key[:160]) for e in batch.values()
-                if post(e.account_id, e.amount, e.kind, e.idempotency_key, description=e.description).created}
+                if post(e.account_id, e.amount, e.kind, e.idempotency_key, description=e.description,
+                        places=e.places).created}
 
     session.flush()
     account_ids = sorted({a for a, _ in batch})
@@ -211,13 +223,15 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     start = {a: int(accounts[a].balance.scaleb(MONEY_SCALE)) for a in account_ids}
     running = dict(start)
     tenant_of = {a: accounts[a].tenant_id for a in account_ids}
-    # Per currency: amount -> (amount rounded by money.quantize's rule, in MONEY_SCALE units).
-    # A rating batch posts a few thousand distinct call costs.
-    rounded_in = {c: _Rounded(c) for c in {accounts[a].currency for a in account_ids}}
-    rounded_of = {a: rounded_in[accounts[a].currency] for a in account_ids}
+    # Per currency and places: amount -> (amount rounded by money.quantize's rule, in
+    # MONEY_SCALE units). A rating batch posts a few thousand distinct call costs.
+    rounded_in: dict[tuple[str, int | None], _Rounded] = {}
     rows = []                            # tenant, account, amount, kind, key, description, units after
     for (account_id, key), e in batch.items():
-        rounded = rounded_of[account_id]
+        way = (accounts[account_id].currency, e.places)
+        rounded = rounded_in.get(way)
+        if rounded is None:
+            rounded = rounded_in[way] = _Rounded(way[0], _places(e.places))
         amount, scaled = rounded.get(e.amount) or rounded.add(e.amount)
         after = running[account_id] = running[account_id] + scaled
         rows.append((tenant_of[account_id], account_id, amount, e.kind, key, e.description[:255], after))
@@ -259,14 +273,16 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
 
 
 class _Rounded(dict):
-    """amount -> (money.quantize(amount), the same in MONEY_SCALE units), for one currency."""
+    """amount -> (money.quantize(amount), the same in MONEY_SCALE units), for one currency and
+    number of places."""
 
-    def __init__(self, currency: str):
+    def __init__(self, currency: str, places: int | None):
         super().__init__()
         self.currency = currency
+        self.places = places
 
     def add(self, amount) -> tuple[Decimal, int]:
-        value = money.quantize(amount, self.currency)
+        value = money.quantize(amount, self.currency, self.places)
         self[amount] = result = (value, int(value.scaleb(MONEY_SCALE)))
         return result
 

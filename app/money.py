@@ -4,6 +4,11 @@ Rule: amounts are rounded to the currency's minor unit (ISO 4217 via Babel), ROU
 exactly once, at the point an amount becomes a charge, credit or price (`quantize`).
 Rates (per-minute prices) keep RATE_PLACES decimals and are never rounded to cents
 on their own: only the resulting charge is.
+
+Call charges are the one exception to "the minor unit": a call's cost is rounded once to the
+reseller's *call charge precision* (Tenant.call_charge_places, 2 to 4 decimals, see
+`call_charge_places`), as carriers bill, and balances and the ledger keep it. Money people pay
+(credits, top-ups, DID prices, user charges, invoice lines) stays at the minor unit.
 """
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -16,6 +21,8 @@ ZERO = Decimal("0")
 RATE_PLACES = 6          # per-minute rates, connect fees in rate sheets
 MONEY_SCALE = 4          # Numeric(18, 4) columns: room for 3-decimal currencies
 RATE_SCALE = RATE_PLACES
+CALL_PLACES_DEFAULT = 4  # a new reseller's call charge precision (VoIP carriers bill to 4 places)
+CALL_PLACES_MIN, CALL_PLACES_MAX = 2, MONEY_SCALE    # the setting's range; columns hold 4 places
 
 
 class MoneyError(ValueError):
@@ -26,10 +33,26 @@ def minor_units(currency: str) -> int:
     return get_currency_precision((currency or "USD").upper())
 
 
-def quantize(amount, currency: str = "USD") -> Decimal:
-    """Round an amount to the currency's minor unit, half-up. The only rounding of money."""
-    exp = Decimal(1).scaleb(-minor_units(currency))
+def quantize(amount, currency: str = "USD", places: int | None = None) -> Decimal:
+    """Round an amount to the currency's minor unit (or to `places` decimals: a call charge at
+    its `call_charge_places`), half-up. The only rounding of money."""
+    p = minor_units(currency) if places is None else places
+    exp = _EXPONENTS.get(p) or Decimal(1).scaleb(-p)
     return to_decimal(amount).quantize(exp, rounding=ROUND_HALF_UP)
+
+
+_EXPONENTS = {p: Decimal(1).scaleb(-p) for p in range(0, 7)}
+
+
+def call_charge_places(setting: int | None, currency: str) -> int:
+    """Decimals a call's cost is rounded to: the reseller's setting (2..4, None: the default),
+    never coarser than the currency's own minor unit (KWD has 3: a setting of 2 rates KWD calls
+    to 3 places) and never finer than the columns keep (MONEY_SCALE). A currency without minor
+    units (JPY) is rated to the setting's places of the unit: 0.0042 JPY at 4."""
+    places = CALL_PLACES_DEFAULT if setting is None else int(setting)
+    if not CALL_PLACES_MIN <= places <= CALL_PLACES_MAX:
+        raise ValueError(f"Call charge precision must be {CALL_PLACES_MIN} to {CALL_PLACES_MAX} decimal places.")
+    return min(max(places, minor_units(currency)), MONEY_SCALE)
 
 
 def to_decimal(value) -> Decimal:
@@ -83,6 +106,17 @@ def _locale(name: str) -> Locale:
 
 def format_money(amount, currency: str = "USD", locale: str = "en_US") -> str:
     return _format_money(to_decimal(amount), (currency or "USD").upper(), str(locale))
+
+
+def format_money_exact(amount, currency: str = "USD", locale: str = "en_US") -> str:
+    """Like format_money, but with every decimal the amount really has (ledger amounts and
+    balances keep sub-cent call charges: 1.2345 USD shows as $1.2345, 1.2000 as $1.20)."""
+    return _format_money_exact(to_decimal(amount), (currency or "USD").upper(), str(locale))
+
+
+@lru_cache(maxsize=4096)
+def _format_money_exact(amount: Decimal, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=_locale(locale), decimal_quantization=False)
 
 
 @lru_cache(maxsize=4096)

@@ -7,7 +7,8 @@
 Prints figures and ratios; asserts nothing (the ledger check is printed). In its own schema
 (`bench_rating`, dropped and recreated), on the PostgreSQL of --url:
 
-(a) in memory: `PrefixIndex.rate_batch` over all the calls (the cost of each call, in cents).
+(a) in memory: `PrefixIndex.rate_batch` over all the calls (the cost of each call at PLACES
+    decimals: the bench reseller's call charge precision, 4, a new reseller's default).
 (b) rated and persisted, the production path: the AMI watcher's CDR writer,
     `workers.ami.cdr_writer.write_cdrs`, fed the records as the watcher's call tracker hands
     them over (dicts: account code, aware datetimes), in batches of --batch (the writer takes
@@ -55,6 +56,7 @@ from deck_import import SCHEMA, bench_app  # noqa: E402
 from rating_engine import make_tariffs  # noqa: E402
 
 CURRENCY = "USD"
+PLACES = 4          # the bench reseller's call charge precision (create_tenant's default)
 
 
 class SqlTimer:
@@ -231,7 +233,7 @@ def main():
     best = None
     for _ in range(args.runs):
         start = time.perf_counter()
-        batch = index.rate_batch(numbers, durations, CURRENCY)
+        batch = index.rate_batch(numbers, durations, CURRENCY, places=PLACES)
         elapsed = time.perf_counter() - start
         best = elapsed if best is None else min(best, elapsed)
     speed_a = args.calls / best
@@ -261,7 +263,8 @@ def main():
             db.session.add(buy_sheet)
             db.session.flush()
             write_rows(buy_sheet, [DeckRow(0, t, None) for t in buy_tariffs])
-            tenant = create_tenant(name="Bench reseller", slug="bench-reseller", parent_id=root.id, email="b@example.com")
+            tenant = create_tenant(name="Bench reseller", slug="bench-reseller", parent_id=root.id, email="b@example.com",
+                                   call_charge_places=PLACES)
             db.session.flush()
             db.session.execute(select(Tenant).where(Tenant.id == tenant.id)).scalar_one().buy_rate_sheet_id = buy_sheet.id
             db.session.commit()
@@ -424,7 +427,7 @@ def main():
             row = conn.execute(lookup, {"sheet": sheet_id, "heads": [digits[:k] for k in range(1, 16)], "day": day}).first()
             if row is None:
                 return None, None
-            return row.id, call_cost(duration, Tariff(*row[1:]), CURRENCY)
+            return row.id, call_cost(duration, Tariff(*row[1:]), CURRENCY, places=PLACES)
 
         start = time.perf_counter()
         for _, number, duration, _ in sample:
@@ -449,7 +452,7 @@ def main():
                 conn.execute(text("UPDATE calls SET rated_at = now(), rate_id = :r, cost = :c WHERE id = :i"),
                              {"r": rate_id, "c": cost or 0, "i": c.id})
                 if cost:
-                    ledger.post(c.account_id, -cost, "call", f"call:{c.id}")
+                    ledger.post(c.account_id, -cost, "call", f"call:{c.id}", places=PLACES)
                 if n % 1000 == 0:
                     db.session.commit()
                     conn = db.session.connection()

@@ -26,6 +26,7 @@ from app.rating.deck import export_deck, parse_deck  # noqa: E402
 from app.rating.index import PrefixIndex, dialled_digits  # noqa: E402
 
 CURRENCY = "USD"
+PLACES = 4          # call charge precision: a new reseller's default (docs/rating.md)
 BILLING = [(1, 1), (30, 6), (60, 60), (60, 1), (0, 60)]
 
 
@@ -91,7 +92,7 @@ def sqlite_rater(tariffs):
 
     def rate(number, duration):
         row = db.execute(sql, heads(number)).fetchone()
-        return call_cost(duration, tariff_of(row), CURRENCY) if row else None
+        return call_cost(duration, tariff_of(row), CURRENCY, places=PLACES) if row else None
     return rate
 
 
@@ -113,7 +114,7 @@ def sqlalchemy_rater(tariffs, url: str):
         query = (sa.select(rate).where(rate.c.prefix.in_(heads(number)))
                  .order_by(sa.func.length(rate.c.prefix).desc()).limit(1))
         row = conn.execute(query).first()
-        return call_cost(duration, tariff_of(row), CURRENCY) if row else None
+        return call_cost(duration, tariff_of(row), CURRENCY, places=PLACES) if row else None
     return rate_call
 
 
@@ -146,7 +147,7 @@ def main():
     index = PrefixIndex(tariffs)
     print(f"index of {len(index):,} prefixes built in {time.perf_counter() - start:.3f} s")
 
-    t_batch, batch = best_of(args.runs, lambda: index.rate_batch(numbers, durations, CURRENCY))
+    t_batch, batch = best_of(args.runs, lambda: index.rate_batch(numbers, durations, CURRENCY, places=PLACES))
     t_decimals, costs = best_of(1, batch.costs)
     print(f"batch   rate_batch, {args.calls:,} calls:           {per_second(args.calls, t_batch)}"
           f"  ({t_batch:.3f} s; total {batch.total()} {CURRENCY}; {batch.unrouted:,} without route)")
@@ -154,14 +155,14 @@ def main():
 
     k = min(args.scalar_calls, args.calls)
     pairs = list(zip(numbers[:k], durations[:k]))
-    t_scalar, scalar = best_of(args.runs, lambda: [index.rate(n, d, CURRENCY) for n, d in pairs])
+    t_scalar, scalar = best_of(args.runs, lambda: [index.rate(n, d, CURRENCY, places=PLACES) for n, d in pairs])
     print(f"scalar  index.rate, {k:,} calls:               {per_second(k, t_scalar)}")
 
     def reference_path():
         out = []
         for n, d in pairs:
             t = index.lookup(n)
-            out.append(None if t is None else call_cost(d, t, CURRENCY))
+            out.append(None if t is None else call_cost(d, t, CURRENCY, places=PLACES))
         return out
     t_ref, reference = best_of(args.runs, reference_path)
     print(f"scalar  lookup + call_cost (Decimal), {k:,}:  {per_second(k, t_ref)}")

@@ -1,7 +1,7 @@
 """The Tenant (reseller) and its place in the tree."""
 from datetime import datetime, timezone
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -21,7 +21,8 @@ class Tenant(db.Model):
     """
     __tablename__ = "tenants"
     # Names are unique among siblings (app.resellers checks it case-insensitively first).
-    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+    __table_args__ = (UniqueConstraint("parent_id", "name"),
+                      CheckConstraint("call_charge_places BETWEEN 2 AND 4", name="call_charge_places"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
@@ -34,6 +35,10 @@ class Tenant(db.Model):
     base_extension: Mapped[int] = mapped_column(default=1000)
     # The parent's rate sheet this reseller buys at (its cost price for margin reports).
     buy_rate_sheet_id: Mapped[int | None] = mapped_column(ForeignKey("rate_sheets.id", use_alter=True))
+    # Call charge precision: decimals a call's cost is rounded to (app.money.call_charge_places,
+    # docs/rating.md "Call charge precision"). 4 for a new reseller; 2 kept for resellers that
+    # existed before the setting (migration i14_call_precision).
+    call_charge_places: Mapped[int] = mapped_column(default=4, server_default="4")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Tenant | None"] = relationship(remote_side=[id])

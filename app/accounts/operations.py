@@ -193,9 +193,10 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
     diff = amount - current
     if diff == 0:
         raise FieldError("amount", f"The balance is already {money.format_money(amount, account.currency)}.")
+    # Exact: the balance may keep sub-cent call charges (1.2345), and a reset lands on the amount typed.
     return ledger.post(account.id, diff, "adjustment", key,
                        description=f"Balance reset to {money.format_money(amount, account.currency)}: {reason}"[:255],
-                       created_by_id=created_by_id)
+                       created_by_id=created_by_id, places=money.MONEY_SCALE)
 
 
 def account_logins(account_id: int):
@@ -219,7 +220,7 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
     if account.status == "closed":
         raise FieldError(None, "This account is already closed.")
     if account.balance != 0:
-        raise FieldError(None, f"The balance is {money.format_money(account.balance, account.currency)}: "
+        raise FieldError(None, f"The balance is {money.format_money_exact(account.balance, account.currency)}: "
                                "refund or adjust it to zero before deleting the account.")
     if calls_in_progress:
         raise FieldError(None, f"{calls_in_progress} call(s) in progress: wait for them to end, or suspend "

@@ -73,19 +73,21 @@ def split_call(duration_s: int, tariff: Tariff, bundle_remaining_seconds: int) -
 def rate_call(duration_s: int, tariff: Tariff, currency: str, *,
               countries: CountriesAndMinutes | None = None,
               bundle_remaining_seconds: int = 0,
-              short_call: ShortCallCharge | None = None) -> RatedCall:
+              short_call: ShortCallCharge | None = None,
+              places: int | None = None) -> RatedCall:
     """Rate one finished call (CDR): refuse unopened countries, use the bundle, charge the rest.
 
-    `countries=None` means the account has no countries & minutes restriction.
+    `countries=None` means the account has no countries & minutes restriction. The call's
+    total is rounded once, to `places` (the call charge precision; None: the minor unit).
     """
     if countries is not None:
         countries.require_opened(tariff)
     bundle, charged = split_call(duration_s, tariff, bundle_remaining_seconds)
     if bundle == 0:
-        return RatedCall(0, charged, call_cost(duration_s, tariff, currency, short_call))
+        return RatedCall(0, charged, call_cost(duration_s, tariff, currency, short_call, places=places))
     if charged == 0:
-        return RatedCall(bundle, 0, quantize(0, currency))
-    return RatedCall(bundle, charged, increments_cost(duration_s - bundle, tariff, currency))
+        return RatedCall(bundle, 0, quantize(0, currency, places))
+    return RatedCall(bundle, charged, increments_cost(duration_s - bundle, tariff, currency, places=places))
 
 
 def share_bundle(remaining_seconds: int, live_calls: int) -> list[int]:

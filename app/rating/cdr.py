@@ -9,6 +9,10 @@ commits. For each call not rated yet (others are skipped, so a re-run changes no
     `call:<call id>` -> the Call's result columns; plus the reseller's own buy price
     (`buy_cost`) from the sheet its parent assigned to it (Tenant.buy_rate_sheet_id).
 
+Each call is rounded once, at its account's reseller's call charge precision
+(Tenant.call_charge_places via money.call_charge_places; buy prices at the parent's), and its
+ledger debit keeps those decimals (docs/rating.md, "Call charge precision").
+
 Rules where the issue was silent (docs/rating-database.md):
 - billsec is the duration; 0 s (unanswered, busy, failed) costs 0 and writes no ledger entry,
   and neither does any call that comes to 0 (inside the bundle, free rate, internal call);
@@ -44,7 +48,7 @@ from app.bulk import NUMERIC_BINARY, collector_paused, copy_rows, numeric_binary
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan
 from app.calls.models import Call
 from app.extensions import db
-from app.money import quantize
+from app.money import call_charge_places, quantize
 from app.rating.bundles import rate_call
 from app.rating.cost import ShortCallCharge, Tariff, billed_seconds
 from app.rating.index import PrefixIndex, get_index
@@ -212,6 +216,7 @@ class _Account(NamedTuple):
     tenant_id: int
     currency: str
     account_number: str
+    places: int          # its reseller's call charge precision in its currency (money.call_charge_places)
 
 
 _by_start = attrgetter("started_at")    # bundle seconds go to the earliest calls first (a stable sort)
@@ -336,9 +341,17 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     # Rows are unpacked, never read as row.name: a Row's attribute goes through a failed type
     # lookup first, and a batch reads tens of thousands of them.
     account_ids = {c.account_id for c in calls}
-    accounts = {a[0]: tuple.__new__(_Account, a) for a in session.execute(
+    account_rows = session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number)
-        .where(_in(session, Account.id, account_ids)))}
+        .where(_in(session, Account.id, account_ids))).all()
+    tenant_ids = {a[1] for a in account_rows}
+    tenant_rows = session.execute(
+        select(Tenant.id, Tenant.buy_rate_sheet_id, Tenant.call_charge_places)
+        .where(_in(session, Tenant.id, tenant_ids))).all() if tenant_ids else []
+    buy_of_tenant = {t: buy for t, buy, _ in tenant_rows}
+    places_of_tenant = {t: places for t, _, places in tenant_rows}
+    accounts = {a[0]: tuple.__new__(_Account, (*a, call_charge_places(places_of_tenant.get(a[1]), a[2])))
+                for a in account_rows}
     sheet_of_plan = dict(session.execute(                  # account id -> its plan's rate sheet id
         select(ServicePlan.account_id, ServicePlan.rate_sheet_id)
         .where(_in(session, ServicePlan.account_id, account_ids))).all())
@@ -358,9 +371,6 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     sheet_ids = {s for s in sheet_of_plan.values() if s}
     sheets = {s.id: s for s in session.execute(
         select(RateSheet).where(_in(session, RateSheet.id, sheet_ids))).scalars()} if sheet_ids else {}
-    tenant_ids = {a.tenant_id for a in accounts.values()}
-    buy_of_tenant = dict(session.execute(
-        select(Tenant.id, Tenant.buy_rate_sheet_id).where(_in(session, Tenant.id, tenant_ids))).all())
     buy_ids = {b for b in buy_of_tenant.values() if b}
     # A buy sheet belongs to the parent reseller, outside this scope: read by its id only.
     buy_sheets = {s.id: s for s in session.execute(
@@ -401,19 +411,21 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
         if term[1] is None:
             r.error = term[2] if answered else ""
             continue
-        to_rate[(term[1], c.started_at.date())].append((c, r))
+        to_rate[(term[1], c.started_at.date(), accounts[c.account_id].places)].append((c, r))
 
-    bundle_calls = []                    # (call, result, tariff, minor units, currency, short) to a country with minutes
-    for (sheet_id, day), group in to_rate.items():
+    bundle_calls = []     # (call, result, tariff, units, currency, short, places) to a country with minutes
+    for (sheet_id, day, places), group in to_rate.items():
         sheet = sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day)
         short = short_call_of(sheet)
         durations = [max(c.billsec or 0, 0) for c, _ in group]
-        batch = index.rate_batch([c.destination or "" for c, _ in group], durations, sheet.currency, short)
+        # each call rounded once, at its reseller's call charge precision (units of 10^-places)
+        batch = index.rate_batch([c.destination or "" for c, _ in group], durations, sheet.currency, short,
+                                 places=places)
         rows = _as_list(batch.tariff_index)
         minor = _as_list(batch.minor)
         tariffs = index.tariffs
-        to_decimal = minor_units_of(sheet.currency).to_decimal
+        to_decimal = minor_units_of(sheet.currency, places).to_decimal
         for (c, r), d, row, m in zip(group, durations, rows, minor):
             if row < 0:
                 r.error = f"no rate for {c.destination or 'an empty destination'}" if d else ""
@@ -429,7 +441,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
             if d == 0:
                 continue
             if minutes > 0:
-                bundle_calls.append((c, r, t, m, sheet.currency, short))
+                bundle_calls.append((c, r, t, m, sheet.currency, short, places))
                 continue
             r.cost = to_decimal(m) if m else ZERO
             fb = t.first_block
@@ -438,7 +450,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
     if bundle_calls:
         _use_bundles(session, bundle_calls, opened, accounts)
 
-    _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal)
+    _buy_costs(session, pairs, accounts, buy_of_tenant, buy_sheets, internal)
     return results, accounts
 
 
@@ -464,7 +476,7 @@ def _debit(rated, accounts, summary) -> None:
             debit = debits[cost] = -cost if cost > 0 else None
         if debit is not None:
             entries.append(new(Entry, (r.account_id, debit, "call", f"call:{r.call_id}",
-                                       f"Call to {c.destination}, {c.billsec} s")))
+                                       f"Call to {c.destination}, {c.billsec} s", accounts[r.account_id].places)))
             sums[r.account_id] = sums.get(r.account_id, ZERO) + cost
     for account_id, total in sums.items():
         currency = accounts[account_id].currency
@@ -517,7 +529,7 @@ def _use_bundles(session, bundle_calls, opened, accounts) -> None:
     read, so a concurrent rater of the same account waits; they move by `+ :n`.
     """
     keys = sorted({(c.account_id, t.country, bundle_period_start(c.started_at.date()))
-                   for c, _, t, _, _, _ in bundle_calls})
+                   for c, _, t, _, _, _, _ in bundle_calls})
     tenant_of = {a: account.tenant_id for a, account in accounts.items()}
     used: dict[tuple, int] = {}
     if _is_pg(session):
@@ -559,22 +571,22 @@ def _use_bundles(session, bundle_calls, opened, accounts) -> None:
             used[(row.account_id, row.country, row.period_start)] = row.seconds_used
     added: dict[tuple, int] = defaultdict(int)
     zero = {}
-    for c, r, t, m, currency, short in bundle_calls:   # already in (started_at, id) order
+    for c, r, t, m, currency, short, places in bundle_calls:   # already in (started_at, id) order
         key = (c.account_id, t.country, bundle_period_start(c.started_at.date()))
         allowance = 60 * opened[c.account_id][t.country]
         left = allowance - used[key] - added[key]
         d = c.billsec
         # bundles.rate_call's three cases; the two common ones without Decimal arithmetic
         if left <= 0:                  # the bundle is used up: the full formula, as rated (m)
-            r.cost = minor_units_of(currency).to_decimal(m) if m else ZERO
+            r.cost = minor_units_of(currency, places).to_decimal(m) if m else ZERO
             r.charged_seconds = billed_seconds(d, t.first_block, t.increment)
         elif d <= left:                # wholly inside the bundle: free
-            if currency not in zero:
-                zero[currency] = quantize(ZERO, currency)
-            r.bundle_seconds, r.cost = d, zero[currency]
+            if (currency, places) not in zero:
+                zero[(currency, places)] = quantize(ZERO, currency, places)
+            r.bundle_seconds, r.cost = d, zero[(currency, places)]
             added[key] += d
         else:                          # crosses the end of the bundle
-            rated = rate_call(d, t, currency, bundle_remaining_seconds=left, short_call=short)
+            rated = rate_call(d, t, currency, bundle_remaining_seconds=left, short_call=short, places=places)
             r.bundle_seconds, r.charged_seconds, r.cost = rated.bundle_seconds, rated.charged_seconds, rated.cost
             added[key] += rated.bundle_seconds
     moved = [(a, country, period, n) for (a, country, period), n in sorted(added.items()) if n]
@@ -598,16 +610,24 @@ def _use_bundles(session, bundle_calls, opened, accounts) -> None:
             [{"_a": a, "_c": c, "_p": p, "_n": n} for a, c, p, n in moved])
 
 
-def _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal) -> None:
-    """What the account's reseller pays its parent for each call: the full call, no bundles."""
+def _buy_costs(session, pairs, accounts, buy_of_tenant, buy_sheets, internal) -> None:
+    """What the account's reseller pays its parent for each call: the full call, no bundles,
+    rounded at the parent's (the buy sheet owner's) call charge precision: the seller's rule."""
     groups = defaultdict(list)
-    buy_of_account = {}                  # account id -> (buy sheet id, 0 in its currency), or None
+    buy_of_account = {}                  # account id -> (buy sheet id, 0 in its currency, places), or None
+    seller_places = dict(session.execute(
+        select(Tenant.id, Tenant.call_charge_places)
+        .where(_in(session, Tenant.id, {s.tenant_id for s in buy_sheets.values()}))
+        .execution_options(all_tenants=True)).all()) if buy_sheets else {}
     for account_id, account in accounts.items():
         sheet = buy_sheets.get(buy_of_tenant.get(account.tenant_id))
         # A buy sheet in another currency than the account gives no buy price (no conversion):
         # the margin report counts such calls as having none, never adds two currencies.
-        buy_of_account[account_id] = ((sheet.id, quantize(ZERO, sheet.currency))
-                                      if sheet is not None and sheet.currency == account.currency else None)
+        if sheet is not None and sheet.currency == account.currency:
+            places = call_charge_places(seller_places.get(sheet.tenant_id), sheet.currency)
+            buy_of_account[account_id] = (sheet.id, quantize(ZERO, sheet.currency, places), places)
+        else:
+            buy_of_account[account_id] = None
     for c, r in pairs:
         buy = buy_of_account[c.account_id]
         if buy is None:
@@ -615,12 +635,12 @@ def _buy_costs(pairs, accounts, buy_of_tenant, buy_sheets, internal) -> None:
         if (c.billsec or 0) <= 0 or (internal and (accounts[c.account_id].tenant_id, c.destination) in internal):
             r.buy_cost = buy[1]
             continue
-        groups[(buy[0], c.started_at.date())].append((c, r))
-    for (sheet_id, day), group in groups.items():
+        groups[(buy[0], c.started_at.date(), buy[2])].append((c, r))
+    for (sheet_id, day, places), group in groups.items():
         sheet = buy_sheets[sheet_id]
         index = sheet_index(sheet.id, sheet.version, day, all_tenants=True)
         batch = index.rate_batch([c.destination or "" for c, _ in group], [c.billsec for c, _ in group],
-                                 sheet.currency, short_call_of(sheet))
+                                 sheet.currency, short_call_of(sheet), places=places)
         for (_, r), cost in zip(group, batch.costs()):
             r.buy_cost = cost
 

@@ -4,7 +4,9 @@
     billed  = first_block + (max(duration, first_block) - first_block) rounded UP to increment
     cost    = max(connect_fee + billed × rate_per_minute / 60, minimum_charge)
             + short-call surcharge (answered calls shorter than the sheet's threshold)
-    charged = money.quantize(cost, currency)       # rounded once, half-up, minor unit
+    charged = money.quantize(cost, currency, places)   # rounded once, half-up
+    places  = the reseller's call charge precision (money.call_charge_places: 2..4 decimals,
+              never coarser than the currency); None: the currency's minor unit
 
 This module is the readable reference. The fast paths (`index.PrefixIndex.rate_batch`,
 `duration`) use exact integer arithmetic and are tested to give the same amount for every call.
@@ -130,24 +132,25 @@ def billed_seconds(duration: int, first_block: int, increment: int) -> int:
 
 
 def call_cost(duration: int, tariff: Tariff, currency: str,
-              short_call: ShortCallCharge | None = None) -> Decimal:
-    """The charge for one answered call of `duration` seconds, rounded once to the currency."""
+              short_call: ShortCallCharge | None = None, *, places: int | None = None) -> Decimal:
+    """The charge for one answered call of `duration` seconds, rounded once: to `places`
+    decimals (the call charge precision), or to the currency's minor unit when None."""
     check_duration(duration)
     if duration == 0:
-        return quantize(ZERO, currency)
+        return quantize(ZERO, currency, places)
     billed = billed_seconds(duration, tariff.first_block, tariff.increment)
     amount = _EXACT.add(tariff.connect_fee,
                         _EXACT.divide(_EXACT.multiply(Decimal(billed), tariff.rate_per_minute), _SIXTY))
     amount = max(amount, tariff.minimum_charge)
     if short_call is not None and short_call.applies_to(duration):
         amount = _EXACT.add(amount, short_call.surcharge)
-    return quantize(amount, currency)
+    return quantize(amount, currency, places)
 
 
-def increments_cost(seconds: int, tariff: Tariff, currency: str) -> Decimal:
+def increments_cost(seconds: int, tariff: Tariff, currency: str, *, places: int | None = None) -> Decimal:
     """Seconds charged after a bundle ran out: whole increments at the rate, no connect fee,
     no first block, no minimum (the call already started inside the bundle)."""
     check_duration(seconds)
     billed = -(-seconds // tariff.increment) * tariff.increment
     return quantize(_EXACT.divide(_EXACT.multiply(Decimal(billed), tariff.rate_per_minute), _SIXTY),
-                    currency)
+                    currency, places)

@@ -16,8 +16,9 @@ one unit of credit because each call was checked alone). Policy (docs/rating.md,
    buys further increments oldest call first.
 4. The caller recomputes whenever a call starts or ends, or the credit changes.
 
-Costs here are the exact integer form of cost.call_cost / bundles.rate_call. Where a short-call
-surcharge makes a shorter call dearer, the worst moment to hang up counts.
+Costs here are the exact integer form of cost.call_cost / bundles.rate_call, rounded at the
+same call charge precision (`places`) as the rater's. Where a short-call surcharge makes a
+shorter call dearer, the worst moment to hang up counts.
 """
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -87,13 +88,15 @@ def _last_true(lo: int, hi: int, ok) -> int:
 
 def shared_deadlines(credit, calls: Sequence[LiveCall], currency: str,
                      short_call: ShortCallCharge | None = None,
-                     cap: int = MAX_CALL_SECONDS) -> list[Deadline]:
+                     cap: int = MAX_CALL_SECONDS, *, places: int | None = None) -> list[Deadline]:
     """When each live call of one account must be hung up so that, together, they never cost
     more than `credit` (prepaid balance, or postpaid credit-limit headroom). Input order kept.
 
-    `credit` must not include the cost of calls that have already ended.
+    `credit` must not include the cost of calls that have already ended. `places`: the call
+    charge precision the calls will be rated at (None: the currency's minor unit); it must be
+    the rater's, or a balance could end a fraction of a cent below zero.
     """
-    mu = minor_units_of(currency)
+    mu = minor_units_of(currency, places)
     budget = mu.floor(credit)
     short = ShortTicks.of(short_call)
     meters = [_Meter(c, mu, short) for c in calls]
@@ -156,10 +159,11 @@ def elapsed_seconds(now: float, answered: float, margin: float = 0.0) -> int:
 
 
 def max_call_seconds(credit, tariff: Tariff, currency: str, *, bundle_seconds: int = 0,
-                     short_call: ShortCallCharge | None = None, cap: int = MAX_CALL_SECONDS) -> int:
+                     short_call: ShortCallCharge | None = None, cap: int = MAX_CALL_SECONDS,
+                     places: int | None = None) -> int:
     """Whole seconds a new call may last: bundle seconds first, then what the credit buys.
 
     0 when not even the first block is affordable: refuse the call.
     """
     call = LiveCall(None, 0, 0, tariff, bundle_seconds)
-    return shared_deadlines(credit, [call], currency, short_call, cap)[0].max_duration
+    return shared_deadlines(credit, [call], currency, short_call, cap, places=places)[0].max_duration

@@ -73,22 +73,23 @@ class PrefixIndex:
         return None if e is None else e[0]
 
     def rate(self, number: str, duration: int, currency: str,
-             short_call: ShortCallCharge | None = None) -> Decimal | None:
+             short_call: ShortCallCharge | None = None, *, places: int | None = None) -> Decimal | None:
         """Cost of one call, or None when no prefix matches (the call has no route)."""
         check_duration(duration)
         e = self._entry(number)
         if e is None:
             return None
-        mu = minor_units_of(currency)
+        mu = minor_units_of(currency, places)
         return mu.to_decimal(mu.round(e[1].call(duration, ShortTicks.of(short_call))))
 
     # -- many calls -----------------------------------------------------------------------
     def rate_batch(self, numbers: Sequence[str], durations: Sequence[int], currency: str,
-                   short_call: ShortCallCharge | None = None) -> "BatchResult":
-        """Rate many calls at once: same amounts as `rate`/`call_cost`, far fewer Python steps."""
+                   short_call: ShortCallCharge | None = None, *, places: int | None = None) -> "BatchResult":
+        """Rate many calls at once: same amounts as `rate`/`call_cost` (at the same `places`:
+        the call charge precision, None for the currency's minor unit), far fewer Python steps."""
         if len(numbers) != len(durations):
             raise ValueError("numbers and durations must have the same length.")
-        mu = minor_units_of(currency)
+        mu = minor_units_of(currency, places)
         if self._arrays is not None and self.tariffs:
             result = self._rate_vectorised(numbers, durations, mu, short_call)
             if result is not None:
@@ -279,7 +280,8 @@ def _as_list(values) -> list:
 class BatchResult:
     """Outcome of `rate_batch`: per call, the tariff row (-1: no route) and the cost in minor units.
 
-    `minor` holds exact whole minor units (cents); Decimals are made only when asked for,
+    `minor` holds exact whole units of the charge (cents, or 1/10,000 at a call charge
+    precision of 4 places: `places`); Decimals are made only when asked for,
     since building a million Decimal objects costs more than rating the calls.
     """
 
@@ -295,6 +297,10 @@ class BatchResult:
     @property
     def currency(self) -> str:
         return self._mu.currency
+
+    @property
+    def places(self) -> int:
+        return self._mu.places
 
     def cost(self, i: int) -> Decimal | None:
         return None if self.tariff_index[i] < 0 else self._mu.to_decimal(int(self.minor[i]))

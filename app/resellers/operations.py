@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from app import audit
 from app.conflicts import FieldError, flush_or_conflict
 from app.extensions import db
+from app.money import CALL_PLACES_DEFAULT, CALL_PLACES_MAX, CALL_PLACES_MIN
 from tenants.models import Tenant, place_in_tree
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,58}[a-z0-9]$")
@@ -34,7 +35,8 @@ def _check_name(name: str, parent_id: int | None, tenant_id: int | None = None) 
 
 
 def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
-                  currency: str = "USD", base_extension: int = 1000) -> Tenant:
+                  currency: str = "USD", base_extension: int = 1000,
+                  call_charge_places: int = CALL_PLACES_DEFAULT) -> Tenant:
     _check_name(name.strip(), parent_id)
     slug = (slug or slugify(name)).strip().lower()
     if not SLUG_RE.match(slug):
@@ -47,7 +49,8 @@ def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
     if parent is None:
         raise TenantError("parent_id", "Choose a parent you manage.")
     tenant = Tenant(name=name.strip(), slug=slug, email=email.strip().lower(), parent_id=parent.id,
-                    currency=currency.upper(), base_extension=base_extension, path="/")
+                    currency=currency.upper(), base_extension=base_extension, path="/",
+                    call_charge_places=_checked_places(call_charge_places))
     db.session.add(tenant)
     _flush()
     place_in_tree(tenant, parent)
@@ -79,6 +82,47 @@ def update_tenant(tenant: Tenant, *, name: str, email: str, currency: str, base_
     if changes:
         _flush()
         audit.record("reseller.updated", tenant, **changes)
+
+
+CALL_PLACES_CHOICES = tuple(range(CALL_PLACES_MIN, CALL_PLACES_MAX + 1))
+
+
+def _checked_places(places) -> int:
+    if isinstance(places, str) and places.strip().isdigit():
+        places = int(places.strip())
+    if isinstance(places, bool) or places not in CALL_PLACES_CHOICES:
+        raise TenantError("call_charge_places",
+                          f"Choose {', '.join(map(str, CALL_PLACES_CHOICES[:-1]))} or {CALL_PLACES_CHOICES[-1]} "
+                          "decimal places.")
+    return places
+
+
+def set_call_charge_places(tenant: Tenant, places) -> bool:
+    """The reseller's call charge precision: the decimals each call's cost is rounded to
+    (docs/rating.md, "Call charge precision"). Calls rated from now on use it; calls already
+    rated keep their cost. The watchers recompute the deadlines of the reseller's live calls
+    at once (after the commit), so they round as the rater will. Flushes; False if unchanged."""
+    places = _checked_places(places)
+    old = tenant.call_charge_places
+    if old == places:
+        return False
+    tenant.call_charge_places = places
+    _flush()
+    audit.record("reseller.call_charge_places", tenant, old=old, new=places)
+    _announce_live_accounts(tenant.id)
+    return True
+
+
+def _announce_live_accounts(tenant_id: int) -> None:
+    from app.accounts.models import Account
+    from app.calls import in_use, live
+
+    numbers = sorted(in_use.accounts_in_use() or ())
+    for i in range(0, len(numbers), 5000):
+        for number in db.session.execute(
+                select(Account.account_number).where(Account.tenant_id == tenant_id,
+                                                     Account.account_number.in_(numbers[i:i + 5000]))).scalars():
+            live.announce(number)
 
 
 def _flush() -> None:

@@ -64,9 +64,10 @@ def give_plan(account, sheet=None, countries=(("GB", 0),), users=1):
 
 
 def calling_account(make_tenant, make_account, *, credit="2.00", countries=(("GB", 0),),
-                    rates=(("44", "GB", ONE_A_SECOND),), users=2, **terms):
-    """A tenant, an account with a plan on a real rate sheet, and its extensions."""
-    tenant = make_tenant()
+                    rates=(("44", "GB", ONE_A_SECOND),), users=2, places=None, **terms):
+    """A tenant (at `places` call charge precision, when given), an account with a plan on a
+    real rate sheet, and its extensions."""
+    tenant = make_tenant() if places is None else make_tenant(call_charge_places=places)
     account = make_account(tenant, credit=credit, **terms)
     sheet = make_sheet(tenant, rates)
     _, extensions = give_plan(account, sheet, countries, users)

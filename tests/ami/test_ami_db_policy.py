@@ -2,6 +2,7 @@
 credit shared by several calls, the terms cache, expiry rules."""
 import asyncio
 import time
+from decimal import Decimal
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -136,3 +137,40 @@ def test_a_call_that_ended_but_is_not_in_the_ledger_yet_still_holds_its_cost(app
     got = deadlines(app, account.account_number, [ended, live("b", t0)], t0)
     assert got == {"b": pytest.approx(t0 + 1, abs=1e-3)}
     assert deadlines(app, account.account_number, [live("b", t0)], t0) == {"b": pytest.approx(t0 + 2, abs=1e-3)}
+
+
+def test_deadlines_round_as_the_cdr_writer_at_the_resellers_call_charge_precision(app, make_tenant, make_account):
+    """0.0010 of credit at 0.005/min per second. At 4 places (a new reseller) a second costs
+    0.0001: the call may last 12 s and its record then costs exactly the credit. At the cent
+    every second up to 59 s rounds to 0.00. The precision is read fresh at every recomputation:
+    a change on the settings page counts at the next one, cached terms or not."""
+    from app.rating.cdr import CallRecord, store_rated_calls
+    from tenants.models import Tenant
+    from tenants.scope import tenant_scope
+    from tests.ami.db_harness import fresh_account
+
+    from app import ledger
+
+    account, _ = calling_account(make_tenant, make_account, credit="1.00", rates=(("44", "GB", "0.005", "0", 1, 1),))
+    with tenant_scope(account.tenant_id):                          # earlier calls left 0.0010
+        ledger.post(account.id, Decimal("-0.9990"), "call", "call:earlier", places=4)
+        db.session.commit()
+    t0 = time.time()
+    policy = DatabasePolicy(app)
+    try:
+        assert asyncio.run(policy.deadlines(account.account_number, [live("a", t0)], t0)) == {
+            "a": pytest.approx(t0 + 12, abs=1e-3)}
+        with unscoped():
+            db.session.get(Tenant, account.tenant_id).call_charge_places = 2
+            db.session.commit()
+        assert asyncio.run(policy.deadlines(account.account_number, [live("a", t0)], t0)) == {
+            "a": pytest.approx(t0 + 59, abs=1e-3)}
+    finally:
+        policy.close()
+    with unscoped():
+        db.session.get(Tenant, account.tenant_id).call_charge_places = 4
+        db.session.commit()
+    with tenant_scope(account.tenant_id):
+        store_rated_calls([CallRecord(account.id, "pbx1", "precision.1", UK, datetime(2026, 5, 1, 9), 12)])
+        db.session.commit()
+    assert fresh_account(account.id).balance == 0                 # 0.0010 - 12 × 0.005/60: never below zero

@@ -153,12 +153,24 @@ def test_a_call_to_an_extension_of_the_same_reseller_is_internal_and_free(app, m
 
 
 def test_the_short_call_charge_of_the_sheet_is_added(app, make_tenant, make_account):
-    tenant = make_tenant()
+    tenant = make_tenant(call_charge_places=2)           # a reseller billing to the cent
     account = make_account(tenant, credit="10")
     give_plan(account, make_sheet(tenant, [("44", "GB", "0.10")], short_call=(6, "0.02")))
     short, normal = add_call(account, UK, 5), add_call(account, UK, 6)
     rated(tenant.id, [short, normal])
     assert (call(short).cost, call(normal).cost) == (Decimal("0.03"), Decimal("0.01"))
+
+
+def test_the_short_call_charge_is_rounded_once_with_the_call_at_four_places(app, make_tenant, make_account):
+    tenant = make_tenant()                               # a new reseller: 4 places
+    account = make_account(tenant, credit="10")
+    give_plan(account, make_sheet(tenant, [("44", "GB", "0.10")], short_call=(6, "0.02")))
+    short, normal = add_call(account, UK, 5), add_call(account, UK, 6)
+    rated(tenant.id, [short, normal])
+    # 5 s × 0.10/60 = 0.008333… + 0.02 = 0.028333… -> 0.0283 (once); 6 s = 0.0100
+    assert (call(short).cost, call(normal).cost) == (Decimal("0.0283"), Decimal("0.0100"))
+    assert balance(account.id) == Decimal("9.9617") and no_mismatch()
+    assert call_entries(account.id) == [(f"call:{short}", Decimal("-0.0283")), (f"call:{normal}", Decimal("-0.0100"))]
 
 
 def test_a_new_price_takes_effect_on_its_date_and_earlier_calls_keep_the_old_one(app, make_tenant, make_account):
@@ -444,6 +456,30 @@ def test_post_many_by_copy_rounds_each_amount_once_and_writes_running_balances(a
     assert by_account[kwd.id] == [(Decimal("-0.001"), Decimal("0.999")), (Decimal("-1.234"), Decimal("-0.235"))]
     assert balance(usd.id) == Decimal("-1000000.17") and balance(jpy.id) == Decimal("-1135")
     assert balance(kwd.id) == Decimal("-0.235") and no_mismatch()
+
+
+def test_post_many_keeps_the_places_each_entry_asks_for(app, make_tenant, make_account):
+    """Call charges at a call charge precision (Entry.places) are kept to that many decimals,
+    by COPY and by INSERT alike; an entry without places rounds to the minor unit."""
+    tenant = make_tenant()
+    usd = make_account(tenant, credit="1")
+    jpy = make_account(tenant, credit="100", currency="JPY")
+    entries = [(usd, "-0.00125", 4), (usd, "-0.00124", 4), (usd, "-0.125", 3), (usd, "-0.125", None),
+               (jpy, "-0.42", 4), (jpy, "-0.5", None)]
+    for new_keys in (True, False):
+        with tenant_scope(tenant.id):
+            ledger.post_many([ledger.Entry(a.id, Decimal(m), "call", f"call:places{new_keys}{i}", "", p)
+                              for i, (a, m, p) in enumerate(entries)], new_keys=new_keys)
+            db.session.commit()
+    with unscoped():
+        from app.ledger import LedgerEntry
+        rows = db.session.execute(select(LedgerEntry.account_id, LedgerEntry.amount)
+                                  .where(LedgerEntry.kind == "call").order_by(LedgerEntry.id)).all()
+    once = [Decimal("-0.0013"), Decimal("-0.0012"), Decimal("-0.125"), Decimal("-0.13"),
+            Decimal("-0.42"), Decimal("-1")]
+    assert [amount for _, amount in rows] == once + once
+    assert balance(usd.id) == Decimal("1") - 2 * Decimal("0.2575")
+    assert balance(jpy.id) == Decimal("100") - 2 * Decimal("1.42") and no_mismatch()
 
 
 def test_the_rating_job_starts_no_new_batch_after_its_time_limit(app, make_tenant, make_account):

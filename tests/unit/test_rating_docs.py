@@ -61,3 +61,29 @@ def test_documented_bundle_splits_are_what_rate_call_gives(row):
 def test_documented_max_durations_are_what_max_call_seconds_gives(row):
     credit, left, seconds, _why = row
     assert max_call_seconds(Decimal(credit), EXAMPLE_TARIFF, "USD", bundle_seconds=int(left)) == int(seconds)
+
+
+@pytest.mark.parametrize("row", doc_table("precision"), ids=lambda r: f"{r[0]}s@{r[1]}{r[5]}")
+def test_documented_costs_at_each_call_charge_precision_are_what_every_path_charges(row):
+    from app.money import call_charge_places
+
+    duration, rate, connect, blocks, short, currency, *costs, _why = row
+    first_block, increment = map(int, blocks.split("/"))
+    tariff = Tariff("44", "GB", "x", Decimal(rate), Decimal(connect), first_block, increment)
+    short_call = None
+    if short != "–":
+        threshold, surcharge = short.split(":")
+        short_call = ShortCallCharge(int(threshold.removesuffix(" s")), Decimal(surcharge))
+    for setting, cost in zip((2, 3, 4), costs):
+        places = call_charge_places(setting, currency)
+        assert str(call_cost(int(duration), tariff, currency, short_call, places=places)) == cost
+        (fast,) = PrefixIndex([tariff]).rate_batch(["442071234567"], [int(duration)], currency, short_call,
+                                                   places=places).costs()
+        assert str(fast) == cost
+
+
+@pytest.mark.parametrize("row", doc_table("precision-max-duration"), ids=lambda r: f"{r[0]}@{r[1]}")
+def test_documented_max_durations_at_a_precision(row):
+    credit, places, seconds, _why = row
+    cheap = Tariff("44", "GB", "x", Decimal("0.005"))
+    assert max_call_seconds(Decimal(credit), cheap, "USD", places=int(places), cap=3600) == int(seconds)

@@ -52,7 +52,7 @@ def scenarios(draw):
     return credit, tariff, calls
 
 
-def simulate(credit, tariff, calls):
+def simulate(credit, tariff, calls, places=None):
     """Event-driven: at every event the engine is run again on the balance left, as the watcher
     does; a call ends at its own hang-up or when its cutoff lands; its record is billed at once."""
     balance = credit
@@ -74,10 +74,10 @@ def simulate(credit, tariff, calls):
         else:
             live.discard(key)
             ended[key] = now
-            balance -= call_cost(int(now - answered[key]), tariff, "USD")
+            balance -= call_cost(int(now - answered[key]), tariff, "USD", places=places)
         engine = [LiveCall(k, answered[k], elapsed_seconds(now, answered[k], MARGIN), tariff)
                   for k in sorted(live, key=lambda k: answered[k])]
-        for d in shared_deadlines(balance, engine, "USD"):
+        for d in shared_deadlines(balance, engine, "USD", places=places):
             deadline[d.call_id] = max(answered[d.call_id] + d.max_duration, now)
     return balance, ended
 
@@ -89,3 +89,29 @@ def test_a_prepaid_balance_never_ends_below_zero_whatever_the_timing(scenario):
     balance, ended = simulate(credit, tariff, calls)
     assert len(ended) == len(calls)
     assert balance >= 0, (credit, balance)
+
+
+# Call charge precision (issue 14): the watcher and the CDR writer round at the reseller's
+# 2, 3 or 4 places; the balance keeps every decimal, and still never ends below zero.
+SUB_CENT = st.sampled_from([
+    Tariff("44", "GB", "0.005 a minute, per second", Decimal("0.005")),
+    Tariff("44", "GB", "odd rate 30/6 with a connect fee", Decimal("0.012345"), Decimal("0.0015"), 30, 6),
+    Tariff("44", "GB", "1.00 a second", Decimal("60.00")),
+    Tariff("44", "GB", "minimum charge", Decimal("0.0731"), first_block=1, increment=1, minimum_charge=Decimal("0.0099")),
+])
+
+
+@st.composite
+def sub_cent_scenarios(draw):
+    _, _, calls = draw(scenarios())
+    credit = Decimal(draw(st.integers(0, 30_000))).scaleb(-4)      # a balance with 4 decimals
+    return credit, draw(SUB_CENT), calls, draw(st.sampled_from([2, 3, 4]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sub_cent_scenarios())
+def test_a_prepaid_balance_never_ends_below_zero_at_every_call_charge_precision(scenario):
+    credit, tariff, calls, places = scenario
+    balance, ended = simulate(credit, tariff, calls, places)
+    assert len(ended) == len(calls)
+    assert balance >= 0, (credit, balance, places)

@@ -155,7 +155,7 @@ class CallControl:
         bundle = self.policy._bundle_left(terms, terms.day).get(tariff.country, 0) // live
         share = (account.available_credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
         seconds = max_call_seconds(share, tariff, account.currency, bundle_seconds=bundle,
-                                   short_call=terms.short_call)
+                                   short_call=terms.short_call, places=self.policy.charge_places(account))
         with unscoped():
             if not lcr.routing_configured():
                 return seconds, None, caller_id

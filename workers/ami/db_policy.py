@@ -186,6 +186,20 @@ class DatabasePolicy:
             return db.session.execute(
                 select(Account).where(Account.account_number == number)).scalar_one_or_none()
 
+    def charge_places(self, account) -> int:
+        """Decimals the account's calls are rated at (its reseller's call charge precision, read
+        fresh: the deadlines must round as the CDR writer will, or a prepaid balance could end
+        a fraction of a cent below zero)."""
+        from app.extensions import db
+        from app.money import call_charge_places
+        from tenants.models import Tenant
+        from tenants.scope import unscoped
+
+        with unscoped():
+            setting = db.session.execute(
+                select(Tenant.call_charge_places).where(Tenant.id == account.tenant_id)).scalar_one_or_none()
+        return call_charge_places(setting, account.currency)
+
     def _load_terms(self, account) -> Terms:
         from app.billing.models import PlanCountry, ServicePlan
         from app.extensions import db
@@ -346,7 +360,7 @@ class DatabasePolicy:
         bundle = self._bundle_left(terms, terms.day).get(tariff.country, 0)
         credit = account.available_credit
         if max_call_seconds(credit, tariff, account.currency, bundle_seconds=bundle,
-                            short_call=terms.short_call) == 0:
+                            short_call=terms.short_call, places=self.charge_places(account)) == 0:
             log.info("account %s refused (%s): credit %s %s does not buy the first block to %s "
                      "(%s/min, %d s, bundle %d s left)", number, NO_CREDIT, credit, account.currency,
                      destination, tariff.rate_per_minute, tariff.first_block, bundle)
@@ -381,6 +395,7 @@ class DatabasePolicy:
         expiry_cap = (None if expires is None
                       else expires.replace(tzinfo=timezone.utc).timestamp())
         terms = self._terms_of(account)
+        places = self.charge_places(account)
         bundle_left = self._bundle_left(terms, terms.day)
         # Calls that ended but are not in the ledger yet: their cost is spent. Counted at full
         # price and out of the bundle as well, which can only shorten the others' deadlines.
@@ -390,7 +405,8 @@ class DatabasePolicy:
             if tariff is None or tariff is INTERNAL:
                 continue
             billsec = duration.elapsed_seconds(call.ended, call.answered, margin=0)
-            unbilled += call_cost(min(billsec, duration.MAX_CALL_SECONDS), tariff, account.currency, terms.short_call)
+            unbilled += call_cost(min(billsec, duration.MAX_CALL_SECONDS), tariff, account.currency, terms.short_call,
+                                  places=places)
             if tariff.country in bundle_left:
                 bundle_left[tariff.country] = max(bundle_left[tariff.country] - billsec, 0)
         rated: list[tuple[LiveCall, object]] = []
@@ -428,7 +444,7 @@ class DatabasePolicy:
                 elapsed=duration.elapsed_seconds(now, call.answered, margin=self.hangup_margin), tariff=tariff,
                 bundle_seconds=share.pop(0) if share else 0))
         found = duration.shared_deadlines(account.available_credit - unbilled, engine_calls, account.currency,
-                                          terms.short_call)
+                                          terms.short_call, places=places)
         answered = {c.key: c.answered for c, _ in rated}
         for d in found:
             out[d.call_id] = answered[d.call_id] + d.max_duration

@@ -1,0 +1,78 @@
+"""Reseller settings: the call charge precision. Every reseller login sees them; only the
+owner changes them (staff and read-only logins get 403 on a POST).
+
+One form for the reseller's own settings; a field another setting needs is added to
+SettingsForm and saved in `settings()` beside the others.
+"""
+from flask import flash, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import SelectField
+
+from app.extensions import db
+from app.money import call_charge_places, format_money_exact, minor_units
+from app.rating.cost import Tariff, call_cost
+from app.resellers.operations import CALL_PLACES_CHOICES, TenantError, set_call_charge_places
+from app.web import hx_redirect, render
+from portals.access import owner_only
+from portals.reseller import bp
+from tenants import Tenant
+
+PLACES_LABELS = {2: "2 decimal places (0.01)", 3: "3 decimal places (0.001)",
+                 4: "4 decimal places (0.0001), as carriers bill"}
+# 7 s at 0.005 a minute, per-second billing: a different cost at each setting
+EXAMPLE = Tariff("1", "", "example", "0.005")
+
+
+def _places_or_text(value):
+    """Whole numbers as ints; anything else is kept for the operation to refuse clearly."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() and len(text) < 4 else text
+
+
+class SettingsForm(FlaskForm):
+    call_charge_places = SelectField(
+        "Call charge precision", coerce=_places_or_text, validate_choice=False,
+        choices=[(p, PLACES_LABELS[p]) for p in CALL_PLACES_CHOICES],
+        description="Each call's cost is rounded once to this many decimals; balances and the "
+                    "ledger keep them. Payments, credits and number and user charges stay in cents "
+                    "(the currency's minor unit).")
+
+
+def _examples(tenant):
+    """What the example call costs at each setting, in the reseller's currency."""
+    out = []
+    for p in CALL_PLACES_CHOICES:
+        places = call_charge_places(p, tenant.currency)
+        cost = call_cost(7, EXAMPLE, tenant.currency, places=places)
+        out.append((p, places, format_money_exact(cost, tenant.currency)))
+    return out
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings():
+    if request.method == "POST":
+        owner_only()
+    tenant = db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one()
+    form = SettingsForm(data={"call_charge_places": tenant.call_charge_places})
+    if form.validate_on_submit():
+        old = tenant.call_charge_places
+        try:
+            changed = set_call_charge_places(tenant, form.call_charge_places.data)
+        except TenantError as e:
+            db.session.rollback()
+            getattr(form, e.field).errors.append(str(e))
+        else:
+            db.session.commit()
+            if changed:
+                flash(f"Saved: call charge precision {old} → {tenant.call_charge_places} decimal places. "
+                      "Calls rated from now on use it; rated calls keep their cost.", "success")
+            else:
+                flash("Nothing changed.", "info")
+            return hx_redirect(url_for("reseller.settings"))
+    status = 422 if request.method == "POST" else 200
+    return render("reseller/settings.html", form=form, tenant=tenant, examples=_examples(tenant),
+                  may_edit=current_user.role == "reseller_owner",
+                  minor=minor_units(tenant.currency), status=status,
+                  title="Settings")

@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import periodic, rating, switch_cdrs
+from workers import periodic, rating, switch_cdrs, usage_reports
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -15,3 +15,7 @@ cron.register(rating.enqueue_rating, queue_name="default", cron="* * * * *", nam
 # Calls that ended while no watcher followed the switch, from its own CDRs (docs/asterisk.md).
 cron.register(switch_cdrs.enqueue_switch_reconcile, queue_name="default", cron="* * * * *",
               name="reconcile-switch-cdrs")
+
+# Automatic usage reports whose day, week or month has ended in the account's zone.
+cron.register(usage_reports.enqueue_usage_reports, queue_name="default", cron="5 * * * *",
+              name="usage-reports")

@@ -16,6 +16,7 @@ from app.logins.models import User
 from app.logins.permissions import RESELLER_ROLES
 from tenants.mixins import AccountOwned, TenantOwned
 
+REPORT_SCHEDULES = ("off", "daily", "weekly", "monthly")
 # Ledger kinds the customer pays for: what an agent earns commission on.
 COMMISSIONABLE_KINDS = ("user_charge", "number_charge", "recurring", "call")
 
@@ -40,6 +41,10 @@ class AccountDetails(AccountOwned, db.Model):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     agent_commission_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal("0"))  # percent
     group_id: Mapped[int | None] = mapped_column(ForeignKey("customer_groups.id", ondelete="SET NULL"), index=True)
+    # Automatic usage reports (seed 002): off | daily | weekly | monthly, always to the reseller,
+    # to the customer too when asked (app/notifications/usage_reports.py).
+    report_schedule: Mapped[str] = mapped_column(String(8), default="off")
+    report_to_customer: Mapped[bool] = mapped_column(default=False)
 
 
 class DetailsError(ValueError):
@@ -54,7 +59,8 @@ def details_of(account_id: int) -> AccountDetails:
     if row is None:
         account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one()
         row = AccountDetails(tenant_id=account.tenant_id, account_id=account_id, website="", fax="", phone2="",
-                             low_balance_email="", agent_commission_rate=Decimal("0"))
+                             low_balance_email="", agent_commission_rate=Decimal("0"), report_schedule="off",
+                             report_to_customer=False)
     return row
 
 
@@ -70,9 +76,13 @@ def groups_of(tenant_id: int) -> list[CustomerGroup]:
 
 
 def save_details(account_id: int, *, website="", fax="", phone2="", low_balance_email="", agent_id=None,
-                 agent_commission_rate=Decimal("0"), group_id=None) -> AccountDetails:
-    """Set an account's details; agent and group must be its own reseller's. Flushes only."""
+                 agent_commission_rate=Decimal("0"), group_id=None, report_schedule=None,
+                 report_to_customer=None) -> AccountDetails:
+    """Set an account's details; agent and group must be its own reseller's. Flushes only.
+    The report settings change only when given."""
     row = details_of(account_id)
+    if report_schedule is not None and report_schedule not in REPORT_SCHEDULES:
+        raise DetailsError("report_schedule", "Choose off, daily, weekly or monthly.")
     if agent_id and agent_id not in {u.id for u in agents_of(row.tenant_id)}:
         raise DetailsError("agent_id", "Choose a login of this account's reseller.")
     if group_id and group_id not in {g.id for g in groups_of(row.tenant_id)}:
@@ -84,10 +94,15 @@ def save_details(account_id: int, *, website="", fax="", phone2="", low_balance_
     row.website, row.fax, row.phone2 = website.strip(), fax.strip(), phone2.strip()
     row.low_balance_email = low_balance_email.strip().lower()
     row.agent_id, row.agent_commission_rate, row.group_id = agent_id or None, rate, group_id or None
+    if report_schedule is not None:
+        row.report_schedule = report_schedule
+    if report_to_customer is not None:
+        row.report_to_customer = bool(report_to_customer)
     db.session.add(row)
     db.session.flush()
     audit.record("account.details_saved", tenant_id=row.tenant_id, account_id=account_id, before=before,
-                 agent_id=row.agent_id, rate=str(rate), group_id=row.group_id)
+                 agent_id=row.agent_id, rate=str(rate), group_id=row.group_id,
+                 reports=f"{row.report_schedule}{' (customer too)' if row.report_to_customer else ''}")
     return row
 
 

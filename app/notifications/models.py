@@ -1,7 +1,7 @@
 """The outbox: one row per email, written in the same transaction as what caused it."""
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -13,6 +13,8 @@ STATUSES = ("queued", "sent", "logged", "failed")
 
 class Notification(TenantOwned, db.Model):
     __tablename__ = "notifications"
+    # A letter that must go once per thing it reports (a period's usage report) carries a key.
+    __table_args__ = (UniqueConstraint("tenant_id", "dedupe_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -27,3 +29,7 @@ class Notification(TenantOwned, db.Model):
     error: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
+    # One text attachment (a CSV report), or none.
+    attachment_name: Mapped[str] = mapped_column(String(120), default="")
+    attachment: Mapped[str | None] = mapped_column(Text)

@@ -43,15 +43,19 @@ def deliver(notification_id: int, tenant_id: int) -> str:
             return n.status
         n.attempts += 1
         cfg = current_app.config
-        if not cfg.get("SMTP_HOST"):
-            log.info("email (no SMTP configured) to %s: %s\n%s", n.to_email, n.subject, n.body)
-            n.status, n.transport, n.sent_at = "logged", "log", utcnow()
-            return n.status
         msg = EmailMessage()
         msg["From"] = cfg.get("MAIL_FROM", "billing@ringledger.example")
         msg["To"] = n.to_email
         msg["Subject"] = n.subject
         msg.set_content(n.body)
+        if n.attachment is not None:
+            msg.add_attachment(n.attachment, subtype="csv", filename=n.attachment_name or "report.csv")
+        if not cfg.get("SMTP_HOST"):
+            # Development: no mail server. The letter is logged and kept as an .eml file to open.
+            log.info("email (no SMTP configured) to %s: %s\n%s", n.to_email, n.subject, n.body)
+            _keep_eml(n.id, msg)
+            n.status, n.transport, n.sent_at = "logged", "log", utcnow()
+            return n.status
         try:
             with smtplib.SMTP(cfg["SMTP_HOST"], int(cfg.get("SMTP_PORT") or 587), timeout=20) as smtp:
                 if cfg.get("SMTP_STARTTLS", True):
@@ -65,6 +69,19 @@ def deliver(notification_id: int, tenant_id: int) -> str:
             return n.status
         n.status, n.transport, n.sent_at, n.error = "sent", "smtp", utcnow(), ""
         return n.status
+
+
+def _keep_eml(notification_id: int, msg: EmailMessage) -> None:
+    """instance/mail/<id>.eml, for a developer without SMTP (never fails the delivery)."""
+    import os
+
+    try:
+        folder = os.path.join(current_app.instance_path, "mail")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"{notification_id}.eml"), "wb") as fh:
+            fh.write(bytes(msg))
+    except OSError as e:
+        log.warning("email %s not kept as a file: %s", notification_id, e)
 
 
 # --- the letters -------------------------------------------------------------------------------

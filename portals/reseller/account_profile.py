@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, SelectField, StringField
+from wtforms import BooleanField, EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.accounts import details as acct_details
@@ -33,6 +33,11 @@ class ProfileForm(FlaskForm):
     fax = StringField("Fax", validators=[Optional(), Length(max=32)])
     low_balance_email = EmailField("Low-credit notices to", validators=[Optional(), Email()],
                                    description="Blank: the account's email.")
+    report_schedule = SelectField("Automatic usage report", choices=[
+        ("off", "Off"), ("daily", "Daily (yesterday)"), ("weekly", "Weekly (Monday to Sunday)"),
+        ("monthly", "Monthly (last month)")], default="off", validate_choice=False,
+        description="Calls, minutes, charges and balance with the calls as CSV, emailed to you.")
+    report_to_customer = BooleanField("Send the report to the customer too")
 
 
 class GroupForm(FlaskForm):
@@ -69,7 +74,9 @@ def account_profile(account_id):
                                       phone2=form.phone2.data or "",
                                       low_balance_email=form.low_balance_email.data or "",
                                       agent_id=form.agent_id.data or None, agent_commission_rate=rate,
-                                      group_id=form.group_id.data or None)
+                                      group_id=form.group_id.data or None,
+                                      report_schedule=form.report_schedule.data,
+                                      report_to_customer=form.report_to_customer.data)
         except acct_details.DetailsError as e:
             db.session.rollback()
             account = get_or_404(Account, account_id)

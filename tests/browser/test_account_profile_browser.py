@@ -21,9 +21,13 @@ def test_the_reseller_sets_agent_group_and_contact_then_reads_the_commission(wor
     section.locator("select[name=group_id]").select_option(label="Hotels")
     section.locator("input[name=website]").fill("https://hotel.example")
     section.locator("input[name=low_balance_email]").fill("accounts@hotel.example")
+    section.locator("select[name=report_schedule]").select_option("weekly")
+    section.locator("input[name=report_to_customer]").check()
     section.locator("button[type=submit]").click()
     expect(page.locator(".flash.success")).to_contain_text("Owner, agent and contact details saved")
     expect(page.locator("#profile input[name=website]")).to_have_value("https://hotel.example")
+    expect(page.locator("#profile select[name=report_schedule]")).to_have_value("weekly")
+    expect(page.locator("#profile input[name=report_to_customer]")).to_be_checked()
     page.locator("#profile").scroll_into_view_if_needed()
     shot(page, "reseller-account-profile", full_page=False)
 

@@ -12,7 +12,7 @@ from app.billing.models import BundleUsage
 from app.extensions import db
 from tests.ami.db_harness import calling_account
 from tenants.scope import unscoped
-from workers.ami.db_policy import DatabasePolicy, bundle_period_start, expiry_of
+from workers.ami.db_policy import DatabasePolicy, bundle_period_start, expiry_of  # expiry_of: app/accounts/expiry.py
 from workers.ami.policy import LiveCall
 
 UK = "442071234567"

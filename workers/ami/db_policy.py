@@ -31,9 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
+
+from app.accounts.expiry import expiry_of
 
 from .cdr_writer import CdrWriter, utc_naive, write_cdrs
 from .policy import (ACCOUNT_CLOSED, ACCOUNT_DISABLED, ACCOUNT_EXPIRED, ACCOUNT_SUSPENDED, ADMITTED,
@@ -51,27 +52,6 @@ def bundle_period_start(day: date) -> date:
     from app.rating.cdr import bundle_period_start as period
 
     return period(day)
-
-
-def expiry_of(account, now: datetime) -> datetime | None:
-    """When the account stops placing calls (naive UTC), or None if it does not expire (yet)."""
-    mode = account.expiry_mode or "none"
-    if mode == "date" and account.expiry_date is not None:
-        try:
-            tz = ZoneInfo(account.timezone or "UTC")
-        except Exception:
-            tz = timezone.utc
-        # Calls are allowed through the expiry date, in the account's own time zone.
-        end = datetime.combine(account.expiry_date + timedelta(days=1), datetime.min.time(), tz)
-        return end.astimezone(timezone.utc).replace(tzinfo=None)
-    if account.expiry_days is None:
-        return None
-    if mode == "days_after_first_use":
-        start = account.first_used_at
-        return None if start is None else start + timedelta(days=account.expiry_days)
-    if mode == "days_after_creation" and account.created_at is not None:
-        return account.created_at + timedelta(days=account.expiry_days)
-    return None
 
 
 @dataclass

@@ -1,15 +1,13 @@
 """Form pieces shared by the portals."""
-import pycountry
-from babel.numbers import list_currencies
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, StopValidation
 
 from app.extensions import db
+from app.money import currency_choices
 
-CURRENCY_CHOICES = sorted(
-    (c.alpha_3, f"{c.alpha_3} · {c.name}") for c in pycountry.currencies if c.alpha_3 in list_currencies()
-)
+# Every currency field offers the same list: app.money.currency_codes() (no XXX, no metals).
+CURRENCY_CHOICES = currency_choices()
 
 
 DIGITS_ONLY = "Use digits only."

@@ -1,7 +1,8 @@
 """The Tenant (reseller) and its place in the tree."""
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Numeric, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -34,6 +35,10 @@ class Tenant(db.Model):
     base_extension: Mapped[int] = mapped_column(default=1000)
     # The parent's rate sheet this reseller buys at (its cost price for margin reports).
     buy_rate_sheet_id: Mapped[int | None] = mapped_column(ForeignKey("rate_sheets.id", use_alter=True))
+    # A ledger adjustment (credit, debit, balance reset) of more than this, in the tenant's
+    # currency, needs a second confirmation (app.accounts.operations.adjust_balance).
+    adjustment_confirm_limit: Mapped[Decimal] = mapped_column(
+        Numeric(18, 4), default=Decimal("1000"), server_default="1000")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Tenant | None"] = relationship(remote_side=[id])

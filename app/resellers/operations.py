@@ -88,3 +88,25 @@ def _flush() -> None:
         flush_or_conflict()
     except FieldError as e:
         raise TenantError(e.field or "name", e.message) from e
+
+
+def set_adjustment_limit(tenant: Tenant, limit) -> bool:
+    """The amount (in the tenant's currency) above which one ledger adjustment needs a second
+    confirmation. Audited; True if it changed."""
+    from decimal import Decimal
+
+    from app import money
+
+    try:
+        limit = money.quantize(money.check_maximum(money.to_decimal(limit)), tenant.currency)
+    except money.MoneyError as e:
+        raise TenantError("adjustment_confirm_limit", str(e)) from None
+    if limit < 0:
+        raise TenantError("adjustment_confirm_limit", "The limit cannot be negative (0: confirm every adjustment).")
+    old = Decimal(tenant.adjustment_confirm_limit if tenant.adjustment_confirm_limit is not None else "1000")
+    if old == limit:
+        return False
+    tenant.adjustment_confirm_limit = limit
+    audit.record("reseller.adjustment_limit", tenant, old=str(money.quantize(old, tenant.currency)), new=str(limit))
+    _flush()
+    return True

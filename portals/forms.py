@@ -48,7 +48,8 @@ class ResellerForm(FlaskForm):
 class ResellerEditForm(FlaskForm):
     name = StringField("Reseller name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Contact email", validators=[DataRequired(), Email()])
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES)
+    currency = SelectField("Currency", choices=CURRENCY_CHOICES,
+                           description="Cannot change while the reseller has accounts or rate sheets.")
     base_extension = WholeNumberField("Base extension", message=DIGITS_ONLY,
                                       validators=[InputRequired(), NumberRange(100, 99999999)])
 

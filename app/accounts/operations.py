@@ -12,6 +12,13 @@ from app.accounts.numbering import new_account_number, new_pin
 def create_account(*, tenant_id: int, name: str, email: str, billing_type: str = "prepaid",
                    currency: str = "USD", initial_credit: Decimal = Decimal("0"),
                    credit_limit: Decimal = Decimal("0"), with_pin: bool = False, **fields) -> Account:
+    from app import money
+    from app.conflicts import FieldError
+
+    try:
+        currency = money.check_currency(currency)
+    except money.MoneyError as e:
+        raise FieldError("currency", str(e)) from None
     account = Account(
         tenant_id=tenant_id, name=name, email=email.strip().lower(), billing_type=billing_type,
         currency=currency, credit_limit=credit_limit,
@@ -92,11 +99,7 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     if values.get("billing_type", account.billing_type) == "prepaid" and values.get("credit_limit"):
         raise FieldError("credit_limit", "A credit limit applies to postpaid accounts only; leave it at 0.")
     if "currency" in values and values["currency"] != account.currency:
-        has_entries = db.session.execute(
-            select(LedgerEntry.id).where(LedgerEntry.account_id == account.id).limit(1)
-        ).first()
-        if has_entries:
-            raise FieldError("currency", "The currency cannot change once the account has transactions.")
+        values["currency"] = _new_currency(account, values["currency"])
     if "email" in values and values["email"] != account.email:
         _move_portal_login(account, values["email"])
     changes = {}
@@ -114,6 +117,35 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     if {"name", "language"} & changes.keys():
         refresh_caller_ids(account)
     return changes
+
+
+def _new_currency(account: Account, currency: str) -> str:
+    """One currency per account: a new one only before any transaction, from the list, and
+    matching the rate sheet of its plan."""
+    from sqlalchemy import select
+
+    from app import money
+    from app.billing.models import ServicePlan
+    from app.conflicts import FieldError
+    from app.ledger import LedgerEntry
+    from app.rating.models import RateSheet
+
+    try:
+        currency = money.check_currency(currency)
+    except money.MoneyError as e:
+        raise FieldError("currency", str(e)) from None
+    has_entries = db.session.execute(
+        select(LedgerEntry.id).where(LedgerEntry.account_id == account.id).limit(1)
+    ).first()
+    if has_entries:
+        raise FieldError("currency", "The currency cannot change once the account has transactions.")
+    sheet = db.session.execute(
+        select(RateSheet.name, RateSheet.currency).join(ServicePlan, ServicePlan.rate_sheet_id == RateSheet.id)
+        .where(ServicePlan.account_id == account.id)).first()
+    if sheet is not None and sheet.currency != currency:
+        raise FieldError("currency", f"The account's rate sheet “{sheet.name}” is in {sheet.currency}: choose a "
+                                     f"{currency} rate sheet as well, or keep {sheet.currency}.")
+    return currency
 
 
 def _move_portal_login(account: Account, email: str) -> None:

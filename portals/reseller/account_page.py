@@ -92,7 +92,8 @@ def _choices(form, account, plan=None):
                 delattr(form, name)
     if "rate_sheet_id" in form._fields:
         form.rate_sheet_id.choices = rate_sheet_choices(account.tenant_id)
-    for name, value in (("timezone", account.timezone), ("language", account.language)):
+    for name, value in (("timezone", account.timezone), ("language", account.language),
+                        ("currency", account.currency)):
         choices = list(form[name].choices)
         if value and value not in {c[0] for c in choices}:
             form[name].choices = choices + [(value, value)]
@@ -101,9 +102,10 @@ def _choices(form, account, plan=None):
 
 def _assign_form(account, exts, form=None) -> AssignNumberForm:
     form = form or AssignNumberForm(formdata=None)
+    currency = dids.reseller_currency(account.tenant_id)   # sell prices are in the reseller's currency
     form.number_id.choices = [(0, "Choose a number")] + [
-        (n.id, f"{n.display} · setup {money.format_money(n.sell_setup, account.currency)} · "
-               f"{money.format_money(n.sell_monthly, account.currency)}/month")
+        (n.id, f"{n.display} · setup {money.format_money(n.sell_setup, currency)} · "
+               f"{money.format_money(n.sell_monthly, currency)}/month")
         for n in dids.spare_numbers(account.tenant_id)]
     form.extension_id.choices = [(0, "No extension")] + [(e.id, e.number) for e in exts if e.active]
     return form
@@ -183,7 +185,7 @@ def account_edit(account_id):
         if plan is not None and "plan_name" in form._fields:
             plan_changes = plans.update_plan(plan, name=form.plan_name.data, cost_per_user=amount(form.cost_per_user),
                                              rate_sheet_id=form.rate_sheet_id.data or None,
-                                             countries=form.countries_data())
+                                             countries=form.countries_data(), currency=form.currency.data)
         set_pin(account, form.with_pin.data)
         values = {name: form[name].data for name in (
             "name", "email", "first_name", "last_name", "company", "address", "city", "state", "postcode",

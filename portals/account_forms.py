@@ -18,7 +18,7 @@ from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Len
 from app import money
 from app.accounts.models import BILLING_TYPES
 from app.money import MONEY_SCALE
-from portals.forms import CURRENCY_CHOICES
+from portals.forms import CurrencyField
 
 COUNTRY_CHOICES = sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambda c: c[1])
 COUNTRY_NAMES = dict(COUNTRY_CHOICES)
@@ -89,7 +89,7 @@ class BasicFields(Form):
                           validators=[DataRequired("Choose a country.")])
     timezone = SelectField("Time zone", choices=TIMEZONE_CHOICES, default="UTC")
     language = SelectField("Language", choices=LANGUAGE_CHOICES, default="en")
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
+    currency = CurrencyField(default="USD")
 
     phone_e164 = None
 

@@ -110,6 +110,11 @@ def new_password() -> str:
 
 
 def check_terms(tenant_id: int, terms: PlanTerms, currency: str | None = None) -> None:
+    for name in ("cost_per_user", "initial_credit", "credit_limit", "low_balance_threshold", "initial_balance"):
+        try:
+            money.check_maximum(money.to_decimal(getattr(terms, name)))
+        except money.MoneyError as e:
+            raise FieldError(name, str(e)) from None
     if terms.billing_type not in BILLING_TYPES:
         raise FieldError("billing_type", "Choose prepaid or postpaid.")
     if terms.billing_type == "prepaid" and terms.credit_limit:

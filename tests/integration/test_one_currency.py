@@ -100,7 +100,8 @@ def test_the_domain_refuses_a_code_off_the_list(world, code):
 def test_the_wizard_refuses_a_code_off_the_list(world, owner):
     before = row_counts()
     resp = owner.post(PLAN, data=wizard(currency="XXX"))
-    assert resp.status_code == 422 and 'id="currency-error"' in resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert 'id="currency-error">Choose a currency from the list (ISO 4217' in resp.get_data(as_text=True)
     assert row_counts() == before
 
 

@@ -322,3 +322,17 @@ def test_each_reseller_has_its_own_limit(world, new_client, login):
         limits = dict(db.session.execute(select(Tenant.id, Tenant.adjustment_confirm_limit)
                                          .where(Tenant.id.in_((world.a.id, world.b.id)))).all())
     assert limits == {world.a.id: 1000, world.b.id: 10}
+
+
+def test_the_domain_refuses_amounts_above_the_maximum_too(world):
+    from app.billing.onboarding import BasicInfo, PlanTerms, onboard
+
+    info = BasicInfo(name="Big", email="big@x.example", first_name="B", last_name="G", phone="+442079460018",
+                     country="GB")
+    for name in ("cost_per_user", "initial_credit", "credit_limit"):
+        terms = PlanTerms(plan_name=f"Plan {name}", billing_type="postpaid", **{name: Decimal("1000000000")})
+        with tenant_scope(world.a.id):
+            with pytest.raises(FieldError) as e:
+                onboard(tenant_id=world.a.id, info=info, terms=terms)
+            db.session.rollback()
+        assert e.value.field == name and "less than 1,000,000,000" in e.value.message

@@ -279,3 +279,15 @@ def test_the_margin_report_totals_and_charts_each_currency_apart(world, owner, m
     assert 'aria-label="Daily charges and cost in EUR: Sell (charges) €1.00; Buy (cost) €0.00"' in html
     assert 'data-currency="USD"' in html and 'data-currency="EUR"' in html
     assert "1.60" not in html
+
+
+def test_a_sheet_sub_resellers_buy_at_keeps_its_currency(world, owner):
+    sheet = make_sheet(world.a, name="Wholesale")
+    with unscoped():
+        db.session.execute(select(Tenant).where(Tenant.id == world.a_sub.id)).scalar_one().buy_rate_sheet_id = sheet
+        db.session.commit()
+    resp = owner.post(f"/reseller/rates/{sheet}/edit", data={"name": "Wholesale", "currency": "EUR",
+                                                             "short_call_seconds": "0", "short_call_charge": "0"})
+    assert resp.status_code == 422 and "Sub-resellers buy at this sheet in its currency" in resp.get_data(as_text=True)
+    resp = owner.post("/reseller/rates", data={"name": "Gold", "currency": "XAU"})
+    assert resp.status_code == 422 and "Choose a currency from the list" in resp.get_data(as_text=True)

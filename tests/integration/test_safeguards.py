@@ -336,3 +336,14 @@ def test_the_domain_refuses_amounts_above_the_maximum_too(world):
                 onboard(tenant_id=world.a.id, info=info, terms=terms)
             db.session.rollback()
         assert e.value.field == name and "less than 1,000,000,000" in e.value.message
+
+
+def test_the_status_and_delete_forms_need_the_csrf_token(app, world, owner, acct):
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        for suffix in ("/status", "/delete"):
+            resp = owner.post(URL.format(acct) + suffix, data={"action": "suspend", "confirm": "1", "reason": "r"})
+            assert resp.status_code == 400, suffix
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert _account(acct).status == "active"

@@ -91,12 +91,16 @@ def _register_blueprints(app):
 def _register_template_helpers(app):
     from app.calls.in_use import register_template_globals
     from app.money import format_money
+    from app.timezones import to_local
 
     register_template_globals(app)  # live calls in use, from the AMI watchers' Redis counts
 
     @app.template_filter("money")
     def money_filter(amount, currency="USD"):
         return "" if amount is None else format_money(amount, currency)
+
+    # A stored (naive UTC) time as the wall clock of a zone: {{ e.created_at|local(account.timezone) }}
+    app.add_template_filter(to_local, "local")
 
     @app.context_processor
     def portal_context():

@@ -16,6 +16,8 @@ class Config:
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'ringledger.db'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # How often the accounts list and the account page refresh their live-call counts.
+    IN_USE_POLL_SECONDS = int(os.environ.get("IN_USE_POLL_SECONDS", "5"))
     # Unset: jobs run in-process (embedded first run). Set: RQ on that Redis.
     REDIS_URL = os.environ.get("REDIS_URL") or None
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "default")

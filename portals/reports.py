@@ -4,13 +4,14 @@ from flask import Response
 from app.rating.reports import DateRange, RangeError, parse_range, this_month
 
 
-def date_range(args) -> tuple[DateRange, dict, dict]:
-    """(range, errors by field, the values to show in the form). Bad input: this month, and why."""
+def date_range(args, tz: str = "UTC") -> tuple[DateRange, dict, dict]:
+    """(range, errors by field, the values to show in the form), days in the zone `tz`. Bad
+    input: this month, and why."""
     shown = {"from": (args.get("from") or "")[:20], "to": (args.get("to") or "")[:20]}
     try:
-        rng = parse_range(args)
+        rng = parse_range(args, tz)
     except RangeError as e:
-        return this_month(), {e.field: str(e)}, shown
+        return this_month(tz=tz), {e.field: str(e)}, shown
     return rng, {}, rng.args()
 
 

@@ -253,3 +253,30 @@ def world(platform, make_tenant, make_account, make_login):
     w.customer_a2 = make_login(w.a, "account_admin", account=w.account_a2)
     w.customer_b = make_login(w.b, "account_admin", account=w.account_b)
     return w
+
+
+# --- a fake Stripe (localstripe + Checkout Sessions, tests/fake_stripe.py) -----------------
+
+STRIPE_TEST_KEY = "sk_test_platform_fake"
+STRIPE_TEST_WEBHOOK_SECRET = "whsec_platform_fake"
+
+
+@pytest.fixture(scope="session")
+def _fake_stripe_server():
+    from tests.fake_stripe import FakeStripe
+
+    server = FakeStripe().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_stripe(app, _fake_stripe_server):
+    """The app pointed at a fresh fake Stripe (platform keys set); never the real one."""
+    saved = {k: app.config.get(k) for k in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET")}
+    _fake_stripe_server.reset()
+    app.config.update(STRIPE_SECRET_KEY=STRIPE_TEST_KEY, STRIPE_API_BASE=_fake_stripe_server.api_base,
+                      STRIPE_WEBHOOK_SECRET=STRIPE_TEST_WEBHOOK_SECRET)
+    yield _fake_stripe_server
+    _fake_stripe_server.reset()
+    app.config.update(saved)

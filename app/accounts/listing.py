@@ -69,6 +69,7 @@ class Column:
     numeric: bool = False
     default: bool = True      # shown until the login chooses otherwise
     hideable: bool = True
+    sortable: bool = True     # False: not a database column (live calls come from Redis)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -82,9 +83,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("credit_limit", "Credit limit", numeric=True),
     Column("users", "Users", numeric=True),
     *(Column(key, heading, numeric=True, default=shown) for key, (_, heading, shown) in COUNTED.items()),
+    Column("in_use", "In use", numeric=True, sortable=False),   # live calls, kept fresh by polling
     Column("status", "Status"),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+SORT_KEYS = tuple(c.key for c in COLUMNS if c.sortable)
 DEFAULT_SORT = "name"
 SIMPLE_SORT = {
     "number": Account.account_number, "name": Account.name, "company": Account.company,
@@ -171,7 +174,7 @@ class ListQuery:
             group = 0
 
         sort = args.get("sort", "") or DEFAULT_SORT
-        if sort not in COLUMN_KEYS:
+        if sort not in SORT_KEYS:
             notices.append("Cannot sort by that; sorted by name instead.")
             sort = DEFAULT_SORT
         direction = (args.get("dir", "") or "asc").lower()

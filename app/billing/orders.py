@@ -1,7 +1,7 @@
 """Activation and orders: what was ordered for an account, pending until processed."""
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import audit
@@ -39,7 +39,45 @@ def record_order(account, kind: str, description: str, *, status: str = "pending
     db.session.add(order)
     db.session.flush()
     audit.record(f"order.{status}", order, kind=kind, description=description)
+    if status == "pending" and has_request_context() and getattr(current_user, "account_id", None):
+        _tell_reseller(order, account)     # a customer asked: the reseller hears of it at once
     return order
+
+
+def _tell_reseller(order: Order, account) -> None:
+    """Email the account's reseller that an order waits (nothing when it has no address)."""
+    from app.notifications.outbox import queue_email, render_template
+    from tenants.models import Tenant
+
+    reseller = db.session.get(Tenant, account.tenant_id)
+    if reseller is None or not reseller.email:
+        return
+    body = render_template("email/order_arrived.txt", order=order, account=account, reseller=reseller)
+    queue_email(tenant_id=account.tenant_id, account_id=account.id, to=reseller.email, kind="order_arrived",
+                subject=f"New order from {account.name} ({account.account_number}): {order.description}"[:200],
+                body=body)
+
+
+# What the reseller's orders page filters on: the order's status, and its kind.
+ORDER_STATUSES = ("pending", "processed", "all")
+
+
+def orders_list(*, status: str = "pending", kind: str = "", limit: int = 200):
+    """Orders across the accounts in scope, newest first, with their accounts, and the count
+    of all pending ones (the figure the navigation shows)."""
+    from app.accounts.models import Account
+
+    query = select(Order, Account).join(Account, Account.id == Order.account_id)
+    if status in ("pending", "processed"):
+        query = query.where(Order.status == status)
+    if kind:
+        query = query.where(Order.kind == kind)
+    rows = db.session.execute(query.order_by(Order.id.desc()).limit(limit)).all()
+    return rows
+
+
+def pending_count() -> int:
+    return db.session.execute(select(func.count()).select_from(Order).where(Order.status == "pending")).scalar_one()
 
 
 def process_order(order: Order) -> None:

@@ -11,7 +11,7 @@ Added users are charged for the rest of the month (prorated); removed users take
 at once and are not refunded. Flush, never commit.
 """
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import pycountry
@@ -258,3 +258,27 @@ def apply_user_change(account, plan: ServicePlan, new_users: int, *, accepted_fr
                  charged=str(quote.charge_now))
     flush_or_conflict()
     return quote
+
+
+@dataclass(frozen=True)
+class BundleMinutes:
+    """One opened country's free minutes this period: what the plan gives, used, left."""
+    country: str
+    minutes: int
+    used_seconds: int
+
+    @property
+    def left_seconds(self) -> int:
+        return max(self.minutes * 60 - self.used_seconds, 0)
+
+
+def bundle_minutes(account_id: int, period_start: date) -> list[BundleMinutes]:
+    """The plan's countries with their bundle use in the period starting `period_start` (the
+    calendar month of the calls' UTC start, as rating counts them)."""
+    from app.billing.models import BundleUsage
+
+    plan = plan_of(account_id)
+    used = dict(db.session.execute(
+        select(BundleUsage.country, BundleUsage.seconds_used)
+        .where(BundleUsage.account_id == account_id, BundleUsage.period_start == period_start)).all())
+    return [BundleMinutes(c.country, c.minutes, used.get(c.country, 0)) for c in countries_of(plan)]

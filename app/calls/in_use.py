@@ -101,6 +101,17 @@ def extensions_in_use() -> dict[str, int] | None:
     return counts
 
 
+def accounts_in_use() -> dict[str, int] | None:
+    """{account number: live calls} for every account with a live call; read once per request."""
+    cache = g.get("_accounts_in_use", False) if has_app_context() else False
+    if cache is not False:
+        return cache
+    counts = _all("account")
+    if has_app_context():
+        g._accounts_in_use = counts
+    return counts
+
+
 def extension_in_use(sip_username: str) -> int | None:
     counts = extensions_in_use()
     return None if counts is None else counts.get(sip_username, 0)
@@ -120,4 +131,5 @@ def watcher_alive(server_name: str) -> bool | None:
 
 def register_template_globals(app) -> None:
     app.add_template_global(account_in_use, "in_use")
+    app.add_template_global(accounts_in_use, "accounts_in_use")
     app.add_template_global(extension_in_use, "extension_in_use")

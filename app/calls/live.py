@@ -16,10 +16,19 @@ log = logging.getLogger(__name__)
 # The channel the watchers listen on (workers/ami/balance.py BALANCE_CHANNEL; domain code
 # does not import workers, so the name is repeated here).
 CHANNEL = "ringledger:balance"
+# Published instead of an account number: every watcher recounts live calls from its switches
+# (workers/ami/balance.py RECOUNT).
+RECOUNT = "recount"
 
 
 def announce(account_number: str) -> None:
     db.session.info.setdefault("announce_accounts", set()).add(account_number)
+
+
+def request_recount() -> None:
+    """After the commit, ask the watchers to count live calls again from the switches (the
+    in-use reset): the counts then come from Asterisk's own channel list."""
+    announce(RECOUNT)
 
 
 @event.listens_for(Session, "after_commit")

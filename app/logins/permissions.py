@@ -17,9 +17,10 @@ PORTAL_PERMISSIONS = {
     "reports": ("Call reports", {"per_minute", "per_minute_csv"}),
     "users": ("Users and service plan", {"users", "users_preview", "users_apply", "plan"}),
     "numbers": ("Numbers", {"numbers"}),
+    "payments": ("Top-ups and payment history", {"topup", "payments", "payment", "payment_return"}),
 }
 # Open to every customer login: its own start page and password.
-PORTAL_ALWAYS = {"dashboard", "password", "impersonation_end"}
+PORTAL_ALWAYS = {"dashboard", "account_tab", "password", "impersonation_end"}
 # Only the account administrator: managing the account's other portal logins.
 PORTAL_ADMIN_ONLY = {"logins", "login_permissions"}
 

@@ -10,7 +10,7 @@ from app.money import MONEY_SCALE
 from tenants.mixins import AccountOwned, TenantOwned
 from tenants.models import utcnow
 
-STATUSES = ("pending", "succeeded", "failed", "refunded", "partially_refunded", "disputed", "review")
+STATUSES = ("pending", "succeeded", "failed", "refunded", "partially_refunded", "disputed", "review", "expired")
 
 
 class Payment(AccountOwned, db.Model):

@@ -102,6 +102,8 @@ def apply(kind: str, obj, endpoint_tenant_id) -> tuple[str, str]:
     if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded",
                 "checkout.session.async_payment_failed"):
         return _checkout(kind, obj, endpoint_tenant_id)
+    if kind == "checkout.session.expired":
+        return _expired(obj, endpoint_tenant_id)
     if kind == "payment_intent.payment_failed":
         return _failed_attempt(obj, endpoint_tenant_id)
     if kind == "charge.refunded":
@@ -124,6 +126,9 @@ def _session_payment(obj, account):
                     amount=from_minor(obj.get("amount_total") or 0, currency),
                     invoice_id=int(meta["invoice_id"]) if str(meta.get("invoice_id", "")).isdigit() else None)
         db.session.add(p)
+    elif p.status == "pending" and obj.get("amount_total"):
+        # A top-up started in the portal: what Stripe collected is what the balance gets.
+        p.amount = from_minor(obj["amount_total"], p.currency)
     p.payment_intent_id = obj.get("payment_intent") or p.payment_intent_id
     return p
 
@@ -146,13 +151,26 @@ def _checkout(kind, obj, endpoint_tenant_id):
     return "processed", ""
 
 
+def _expired(obj, endpoint_tenant_id):
+    """An abandoned Checkout Session: its pending payment will never be paid."""
+    account = _account_for(obj.get("metadata"), endpoint_tenant_id)
+    if account is None:
+        return "processed", "expired session of an unknown account"
+    p = db.session.execute(select(Payment).where(Payment.tenant_id == account.tenant_id, Payment.provider == "stripe",
+                                                 Payment.provider_ref == obj["id"])
+                           .execution_options(all_tenants=True).with_for_update()).scalar_one_or_none()
+    if p is not None and p.status == "pending":
+        p.status = "expired"
+    return "processed", ""
+
+
 def credit(p: Payment, account: Account, *, created_by_id=None):
     """Credit a payment once through the ledger and queue its receipt email."""
     key = f"stripe:pay:{p.payment_intent_id or p.provider_ref}" if p.provider == "stripe" else f"manual:{p.provider_ref}"
     db.session.flush()
     posted = ledger.post(account.id, p.amount, "payment", key, created_by_id=created_by_id,
                          description=f"Payment {p.reference or p.provider_ref}")
-    if p.status in ("pending", "failed", "review"):
+    if p.status in ("pending", "failed", "review", "expired"):
         p.status = "succeeded"
     p.ledger_entry_id, p.paid_at = posted.entry_id, p.paid_at or utcnow()
     if posted.created:

@@ -1,6 +1,7 @@
 """Call reports: per-minute (billed calls of one account) and margin (sell vs buy price).
 
-Dates are UTC calendar days, as the Call columns are; a range includes both its days.
+A range is calendar days in a time zone (the account's for its own reports, UTC for the
+resellers' across accounts); it includes both its days. Call times are stored in UTC.
 - Per minute: the account's calls billed at a rate (charged_seconds > 0, no rating error) in
   the range. Calls wholly inside a bundle are left out (they are not billed per minute); a
   call that ran past its bundle shows its charged part. Totals: calls, minutes (billed
@@ -15,7 +16,7 @@ All queries go through the tenant scope: a reseller sees its own and its sub-res
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import case, func, select
@@ -23,6 +24,7 @@ from sqlalchemy import case, func, select
 from app.accounts.models import Account
 from app.calls.models import Call
 from app.extensions import db
+from app.timezones import local_midnight_utc, to_local, today_in
 from tenants.models import Tenant
 
 ZERO = Decimal(0)
@@ -40,11 +42,12 @@ class RangeError(ValueError):
 class DateRange:
     start: date
     end: date           # inclusive
+    tz: str = "UTC"     # whose calendar days these are
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
-        return (datetime.combine(self.start, datetime.min.time()),
-                datetime.combine(self.end + timedelta(days=1), datetime.min.time()))
+        """Naive UTC [from, to): the first day's midnight to the day after the last, in the zone."""
+        return local_midnight_utc(self.start, self.tz), local_midnight_utc(self.end + timedelta(days=1), self.tz)
 
     @property
     def days(self) -> list[date]:
@@ -54,14 +57,15 @@ class DateRange:
         return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
 
-def this_month(today: date | None = None) -> DateRange:
-    today = today or datetime.now(timezone.utc).date()
-    return DateRange(today.replace(day=1), today)
+def this_month(today: date | None = None, tz: str = "UTC") -> DateRange:
+    today = today or today_in(tz)
+    return DateRange(today.replace(day=1), today, tz)
 
 
-def parse_range(args) -> DateRange:
-    """From ?from=YYYY-MM-DD&to=YYYY-MM-DD (default: this month so far); RangeError names the field."""
-    default = this_month()
+def parse_range(args, tz: str = "UTC") -> DateRange:
+    """From ?from=YYYY-MM-DD&to=YYYY-MM-DD (default: this month so far), days in the zone `tz`;
+    RangeError names the field."""
+    default = this_month(tz=tz)
     values = {}
     for field, fallback in (("from", default.start), ("to", default.end)):
         raw = (args.get(field) or "").strip()
@@ -76,7 +80,7 @@ def parse_range(args) -> DateRange:
         raise RangeError("to", "The end date is before the start date.")
     if (values["to"] - values["from"]).days >= MAX_DAYS:
         raise RangeError("to", f"Choose at most {MAX_DAYS} days.")
-    return DateRange(values["from"], values["to"])
+    return DateRange(values["from"], values["to"], tz)
 
 
 # -- per minute ----------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ def per_minute_csv(account: Account, rng: DateRange):
     """The same calls as CSV text pieces (all of them, oldest first)."""
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(("Started (UTC)", "Destination", "Country", "Duration s", "Billed s", "Bundle s", "Charge", "Currency"))
+    w.writerow((f"Started ({rng.tz})", "Destination", "Country", "Duration s", "Billed s", "Bundle s", "Charge", "Currency"))
     yield out.getvalue()
     result = db.session.execute(
         select(Call.started_at, Call.destination, Call.country, Call.billsec, Call.charged_seconds, Call.bundle_seconds,
@@ -135,7 +139,7 @@ def per_minute_csv(account: Account, rng: DateRange):
         out = io.StringIO()
         w = csv.writer(out)
         for started, destination, country, billsec, charged, bundle, cost in part:
-            w.writerow((started.isoformat(sep=" ", timespec="seconds"), _guard(destination), country, billsec,
+            w.writerow((to_local(started, rng.tz).isoformat(sep=" ", timespec="seconds"), _guard(destination), country, billsec,
                         charged, bundle, format(Decimal(cost), "f"), account.currency))
         yield out.getvalue()
 
@@ -146,13 +150,20 @@ def _guard(text: str) -> str:
 
 
 def daily_totals(rng: DateRange, columns, where) -> list:
-    """[(day, [total of each column])] for every day of the range (days without calls: zeros)."""
-    day = func.date(Call.started_at)
-    found = {}
-    for row in db.session.execute(select(day, *[func.coalesce(func.sum(c), 0) for c in columns])
-                                  .where(*where).group_by(day)):
-        key = row[0] if isinstance(row[0], date) else date.fromisoformat(str(row[0])[:10])
-        found[key] = [Decimal(v) for v in row[1:]]
+    """[(day, [total of each column])] for every day of the range (days without calls: zeros),
+    days in the range's zone: PostgreSQL shifts each call into the zone; elsewhere (the SQLite
+    demo) the totals are kept per UTC hour and moved to their local day here."""
+    sums = [func.coalesce(func.sum(c), 0) for c in columns]
+    found: dict[date, list[Decimal]] = {}
+    if db.session.get_bind().dialect.name == "postgresql":
+        day = func.date(func.timezone(rng.tz, func.timezone("UTC", Call.started_at)))
+        for row in db.session.execute(select(day, *sums).where(*where).group_by(day)):
+            found[row[0]] = [Decimal(v) for v in row[1:]]
+    else:
+        hour = func.strftime("%Y-%m-%d %H:00:00", Call.started_at)
+        for row in db.session.execute(select(hour, *sums).where(*where).group_by(hour)):
+            key = to_local(datetime.fromisoformat(str(row[0])), rng.tz).date()
+            found[key] = [a + Decimal(v) for a, v in zip(found.get(key, [ZERO] * len(columns)), row[1:])]
     return [(d, found.get(d, [ZERO] * len(columns))) for d in rng.days]
 
 

@@ -12,3 +12,4 @@ from portals.customer import routes  # noqa: E402,F401
 from portals.customer import self_service  # noqa: E402,F401
 from portals.customer import reports  # noqa: E402,F401
 from portals.customer import logins  # noqa: E402,F401
+from portals.customer import payments  # noqa: E402,F401

@@ -16,7 +16,7 @@ from portals.reports import csv_response, date_range
 @bp.get("/per-minute")
 def per_minute():
     account = my_account()
-    rng, errors, shown = date_range(request.args)
+    rng, errors, shown = date_range(request.args, account.timezone)
     report = reports.per_minute(account, rng, request.args.get("page", 1, type=int) or 1)
     chart = daily_bars([(d, v) for d, v in report.daily], [("Charges", "sell")], account.currency)
     return render("customer/per_minute.html", account=account, report=report, errors=errors, shown=shown, chart=chart,
@@ -28,6 +28,6 @@ def per_minute():
 @bp.get("/per-minute.csv")
 def per_minute_csv():
     account = my_account()
-    rng, errors, _ = date_range(request.args)
+    rng, errors, _ = date_range(request.args, account.timezone)
     return csv_response(reports.per_minute_csv(account, rng),
                         f"per-minute-{account.account_number}-{rng.start.isoformat()}-{rng.end.isoformat()}.csv")

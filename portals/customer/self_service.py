@@ -6,6 +6,8 @@ impersonating reseller is logged in as that administrator, so it sees no more th
 Numbers are tenant-owned rows (a spare number has no account), so their queries here also
 filter by the account explicitly.
 """
+from datetime import datetime, timezone
+
 from flask import abort, flash, redirect, session, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import select
@@ -125,7 +127,9 @@ def plan():
     if p and p.rate_sheet_id:
         from app.rating.models import RateSheet
         rate_sheet = db.session.execute(select(RateSheet).where(RateSheet.id == p.rate_sheet_id)).scalar_one_or_none()
-    return render("customer/plan.html", account=account, plan=p, countries=plans.countries_of(p), numbers=numbers,
+    period = datetime.now(timezone.utc).date().replace(day=1)   # bundles count by the calls' UTC month
+    return render("customer/plan.html", account=account, plan=p, countries=plans.bundle_minutes(account.id, period),
+                  period=period, numbers=numbers,
                   users_monthly=users_monthly, numbers_monthly=numbers_monthly,
                   total_monthly=users_monthly + numbers_monthly, rate_sheet=rate_sheet,
                   country_names=COUNTRY_NAMES, title="Service plan")

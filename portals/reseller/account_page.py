@@ -33,6 +33,7 @@ from portals.account_forms import (AccountEditForm, ActionForm, AssignNumberForm
 from portals.reseller import bp
 from portals.reseller.onboarding import rate_sheet_choices
 from app.numbers import operations as dids
+from app.payments import history as payment_history
 from provisioning.models import Extension
 from tenants import get_or_404
 
@@ -129,9 +130,7 @@ def _page(account: Account, *, status=200, message=None, quote=None, **forms):
     move_form.extension_id.choices = [(0, "No extension")] + [(e.id, e.number) for e in exts if e.active]
     shown = session.pop("new_portal_password", None)
     new_password = shown["password"] if shown and shown.get("account_id") == account.id else None
-    payments = db.session.execute(
-        select(LedgerEntry).where(LedgerEntry.account_id == account.id, LedgerEntry.kind.in_(PAYMENT_KINDS))
-        .order_by(LedgerEntry.id.desc()).limit(50)).scalars().all()
+    payments = [(p, account) for p in payment_history.of_account(account.id, limit=20)]
     entries = db.session.execute(
         select(LedgerEntry).where(LedgerEntry.account_id == account.id)
         .order_by(LedgerEntry.id.desc()).limit(20)).scalars().all()

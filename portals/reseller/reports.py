@@ -57,7 +57,7 @@ def per_minute_find():
 @bp.get("/reports/accounts/<int:account_id>/per-minute")
 def account_per_minute(account_id):
     account = get_or_404(Account, account_id)
-    rng, errors, shown = date_range(request.args)
+    rng, errors, shown = date_range(request.args, account.timezone)
     report = reports.per_minute(account, rng, request.args.get("page", 1, type=int) or 1)
     chart = daily_bars([(d, v) for d, v in report.daily], [("Charges", "sell")], account.currency)
     return render("reseller/per_minute.html", account=account, report=report, errors=errors, shown=shown,
@@ -70,6 +70,6 @@ def account_per_minute(account_id):
 @bp.get("/reports/accounts/<int:account_id>/per-minute.csv")
 def account_per_minute_csv(account_id):
     account = get_or_404(Account, account_id)
-    rng, _, _ = date_range(request.args)
+    rng, _, _ = date_range(request.args, account.timezone)
     return csv_response(reports.per_minute_csv(account, rng),
                         f"per-minute-{account.account_number}-{rng.start.isoformat()}-{rng.end.isoformat()}.csv")

@@ -480,7 +480,7 @@ def test_calls_in_progress_are_shown_and_stop_a_delete(app, world, owner):
     conn.set("inuse:ast1:alive", 1, ex=60)
     conn.hset("inuse:ast1:account", account.account_number, 2)
     html = owner.get(URL.format(acct)).get_data(as_text=True)
-    assert re.search(r'Calls in progress</small><div class="figure">2</div>', html)
+    assert re.search(r'Calls in progress</small><div class="figure"><span id="in-use-\d+" class="in-use live">2</span></div>', html)
     resp = owner.post(URL.format(acct) + "/delete", data=CONFIRMED, follow_redirects=True)
     assert "2 call(s) in progress" in resp.get_data(as_text=True)
     assert _account(acct).status == "active"

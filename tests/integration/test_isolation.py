@@ -175,6 +175,20 @@ def _login_id(owner):
                                password="correct-horse-battery", permissions=["reports"]).id
 
 
+@register_factory("payment_id")
+def _payment_id(owner):
+    """A Stripe top-up attempt of the owner's account (the customer's payment page)."""
+    from decimal import Decimal
+
+    from app.payments.models import Payment
+
+    payment = Payment(tenant_id=owner.tenant.id, account_id=owner.account.id, provider="stripe",
+                      provider_ref=f"cs_isolation_{next(_serial)}", amount=Decimal("10"), currency="USD")
+    db.session.add(payment)
+    db.session.flush()
+    return payment.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only
@@ -351,7 +365,7 @@ def test_every_customer_portal_route_is_covered_by_a_permission(app):
             f"{rule.rule} ({endpoint}): add it to a permission in app/logins/permissions.py")
 
 
-@pytest.mark.parametrize("granted", [[], ["transactions"], ["reports"], ["users"], ["numbers"]])
+@pytest.mark.parametrize("granted", [[], ["transactions"], ["reports"], ["users"], ["numbers"], ["payments"]])
 def test_a_portal_login_opens_only_the_pages_its_permissions_name(app, world, new_client, login, granted):
     from app.logins.permissions import PORTAL_ALWAYS, PORTAL_PERMISSIONS, permission_of
 

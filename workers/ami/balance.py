@@ -12,6 +12,9 @@ from typing import Callable
 from redis.exceptions import RedisError
 
 BALANCE_CHANNEL = "ringledger:balance"
+# Sent on the same channel instead of an account number: "count the live calls again from
+# the switch" (the in-use reset of the portals, app/calls/live.py RECOUNT).
+RECOUNT = "recount"
 log = logging.getLogger("ringledger.ami.balance")
 
 

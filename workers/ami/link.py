@@ -235,6 +235,14 @@ class ServerLink:
             report(self, up, error)
 
     # ---- watchdog and reconciliation -----------------------------------------------------
+    def reconcile_now(self) -> bool:
+        """Realign with the switch's own list of channels now (someone asked for a recount);
+        False when the link is down or a reconciliation is already running."""
+        if not self.up or (self._reconcile_task is not None and not self._reconcile_task.done()):
+            return False
+        self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile())
+        return True
+
     async def _watchdog(self) -> None:
         loop = asyncio.get_running_loop()
         last_reconcile = loop.time()

@@ -22,7 +22,7 @@ from typing import Iterable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .balance import listen_balance_changes
+from .balance import RECOUNT, listen_balance_changes
 from .calls import CALL_ANSWERED, CALL_ENDED, CALL_STARTED, CDR_READY, CDR_SWITCH, Channel, Happening
 from .counts import CountsPublisher, InUseCounts
 from .link import AsteriskServer, ServerLink, WatchSettings
@@ -62,7 +62,7 @@ class Watcher:
         for server in servers:
             self._new_link(server)
         self.subscribed = asyncio.Event()   # balance notices are being received
-        self.cutoffs = 0                    # Hangups sent because credit ran out
+        self.cutoffs = 0                    # Hangups sent because credit ran out (retries not counted)
         self.refusals = 0                   # Hangups sent because admission said no
         self._timers: dict[str, _Cutoff] = {}
         self._hangups: dict[str, float] = {}          # call key -> loop time of last Hangup
@@ -140,7 +140,12 @@ class Watcher:
         return len(self._tasks)
 
     def balance_changed(self, account_number: str) -> None:
-        """The account's balance or credit changed: recompute its calls' deadlines now."""
+        """The account's balance or credit changed: recompute its calls' deadlines now. The
+        RECOUNT notice instead realigns every link's in-use counts with the switch."""
+        if account_number == RECOUNT:
+            started = [link.name for link in self.links.values() if link.reconcile_now()]
+            log.info("in-use recount asked: reconciling %s", ", ".join(started) or "no link (down or busy)")
+            return
         self._mark(account_number)
 
     def deadline_of(self, link_name: str, uniqueid: str) -> float | None:
@@ -364,6 +369,7 @@ class Watcher:
                 continue
             key = link.key(ch)
             deadline = deadlines.get(key)
+            log.debug("deadline of %s (answered %s): %s", ch.name, ch.answered, deadline)
             if (deadline is not None and ch.answered is not None and abs(deadline - ch.answered) < 0.001
                     and key not in self._timers):
                 self._refuse_unaffordable(link, ch)   # not one second of it can be paid for
@@ -402,23 +408,26 @@ class Watcher:
             return
         log.info("credit exhausted on account %s: hanging up %s (%.3fs after its deadline)",
                  ch.account, ch.name, time.time() - cutoff.deadline)
-        self.cutoffs += 1
-        self._hang_up(link, ch, CREDIT_EXHAUSTED_CAUSE)
+        if self._hang_up(link, ch, CREDIT_EXHAUSTED_CAUSE):
+            self.cutoffs += 1
         # Still there after the retry delay? The recomputed (past) deadline fires again.
         self.loop.call_later(self.settings.hangup_retry, self._mark, ch.account)
 
-    def _hang_up(self, link: ServerLink, ch: Channel, cause: int) -> None:
+    def _hang_up(self, link: ServerLink, ch: Channel, cause: int) -> bool:
+        """Send the Hangup (True), unless one went out less than `hangup_retry` ago (a timer
+        re-armed by a recomputation fired again) or the link is down (deferred)."""
         key = link.key(ch)
         now = self.loop.time()
         last = self._hangups.get(key)
         if last is not None and now - last < self.settings.hangup_retry:
-            return
+            return False
         reply = link.send({"Action": "Hangup", "Channel": ch.name, "Cause": str(cause)})
         if reply is None:  # link down: send it once reconciliation shows the call still there
             self._deferred[key] = (link, ch, cause)
-            return
+            return False
         self._hangups[key] = now
         reply.add_done_callback(functools.partial(_hangup_answered, link.name, ch.name))
+        return True
 
     # ---- CDRs ----------------------------------------------------------------------------
     def _hold_for_switch_cdr(self, record: dict) -> None:

@@ -1,0 +1,310 @@
+"""Stripe webhooks under load: signed events, duplicates, concurrent senders, gunicorn, PostgreSQL.
+
+    .venv/bin/python bench/webhooks.py [--events 2000] [--duplicates 0.3] [--senders 16]
+                                       [--workers 3] [--threads 4] [--accounts 200] [--keep]
+
+Builds its own PostgreSQL schema (`bench_webhooks`, dropped at the end unless --keep) with
+one reseller and its accounts, starts the app under gunicorn (gthread) on that schema with
+Redis jobs on (receipts are queued, as in production), then sends `--events` signed
+`checkout.session.completed` events, of which `--duplicates` are redeliveries of an event
+already in the mix (shuffled, so a duplicate may race its original), from `--senders`
+threads on keep-alive connections.
+
+Prints throughput, p50/p95/p99 latency, and the checks: every unique event credited once,
+duplicates credited never (double credits must be 0), balance == sum(ledger) on every account.
+
+The ceiling, in the same run on the same machine: pgbench with as many clients as senders,
+each transaction one single-row `UPDATE … SET balance = balance + 1` (what a credit does at
+least), for the same number of seconds the webhooks took. Prints webhook events/s as a share
+of it (target >= 50 %) and whether p95 <= 50 ms. Asserts nothing.
+"""
+import argparse
+import glob
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCHEMA = "bench_webhooks"
+PG_HOST, PG_PORT, PG_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
+PG = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}"
+DATABASE_URL = f"{PG}?options=-csearch_path%3D{SCHEMA}"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
+SECRET = "whsec_bench_webhooks"
+os.environ["DATABASE_URL"] = DATABASE_URL
+
+import stripe  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.config import Config  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+
+class BenchConfig(Config):
+    SQLALCHEMY_DATABASE_URI = DATABASE_URL
+    SECRET_KEY = "bench"
+    REDIS_URL = REDIS_URL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(app, n_accounts: int) -> list[tuple[int, str]]:
+    from app.accounts.operations import create_account
+    from app.cli.demo import ensure_platform
+    from app.resellers.operations import create_tenant
+    from tenants.scope import unscoped
+
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+        db.create_all()
+        with unscoped():
+            root = ensure_platform()
+            db.session.commit()
+            tenant = create_tenant(name="Bench Voice", slug="bench-voice", parent_id=root.id,
+                                   email="bench@reseller.example")
+            db.session.commit()
+            accounts = []
+            for n in range(n_accounts):
+                a = create_account(tenant_id=tenant.id, name=f"Bench {n}", email=f"b{n}@customer.example",
+                                   initial_credit=Decimal("0"))
+                accounts.append(a)
+            db.session.commit()
+            out = [(a.id, a.currency) for a in accounts]
+        db.session.remove()
+    return out
+
+
+def make_events(accounts, n_events: int, dup_share: float, seed: int = 7):
+    """[(event id, signed body, header)], unique count, expected credit per account."""
+    rng = random.Random(seed)
+    n_unique = round(n_events * (1 - dup_share))
+    unique, expected = [], {}
+    for i in range(n_unique):
+        account_id, currency = rng.choice(accounts)
+        cents = rng.randrange(500, 10001, 50)
+        event = {"id": f"evt_bench_{i}", "object": "event", "type": "checkout.session.completed",
+                 "data": {"object": {"id": f"cs_bench_{i}", "object": "checkout.session", "amount_total": cents,
+                                     "currency": currency.lower(), "payment_status": "paid",
+                                     "payment_intent": f"pi_bench_{i}",
+                                     "metadata": {"account_id": str(account_id), "purpose": "topup"}}}}
+        unique.append(json.dumps(event))
+        expected[account_id] = expected.get(account_id, 0) + cents
+    mix = unique + [rng.choice(unique) for _ in range(n_events - n_unique)]
+    rng.shuffle(mix)
+    return mix, n_unique, expected
+
+
+def sign(body: str) -> dict:
+    return {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body, SECRET),
+            "Content-Type": "application/json"}
+
+
+def wait_for(port: int, timeout: float = 30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def send_all(port: int, bodies: list[str], senders: int):
+    """Send every body from `senders` threads (keep-alive); return latencies (s), statuses, wall time."""
+    latencies, statuses, lock = [], {}, threading.Lock()
+    items = list(enumerate(bodies))
+    cursor = iter(items)
+    start_line = threading.Barrier(senders + 1)
+
+    def sender():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine_lat, mine_status = [], {}
+        start_line.wait()
+        while True:
+            with lock:
+                nxt = next(cursor, None)
+            if nxt is None:
+                break
+            _, body = nxt
+            headers = sign(body)             # signed when sent: the timestamp is fresh
+            t0 = time.perf_counter()
+            for attempt in range(2):
+                try:
+                    conn.request("POST", "/webhooks/stripe", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    payload = resp.read()
+                    break
+                except (http.client.HTTPException, OSError):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    if attempt:
+                        raise
+            mine_lat.append(time.perf_counter() - t0)
+            key = (resp.status, json.loads(payload).get("outcome") if resp.status == 200 else payload[:60])
+            mine_status[key] = mine_status.get(key, 0) + 1
+        conn.close()
+        with lock:
+            latencies.extend(mine_lat)
+            for k, v in mine_status.items():
+                statuses[k] = statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    start_line.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, statuses, time.perf_counter() - t0
+
+
+def check(app, n_unique: int, expected: dict):
+    from app.accounts.models import Account
+    from app.ledger import LedgerEntry, balance_mismatches
+    from app.payments.models import Payment, WebhookEvent
+    from tenants.scope import unscoped
+
+    with app.app_context(), unscoped():
+        events = db.session.scalar(select(func.count()).select_from(WebhookEvent))
+        credits = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "payment"))
+        payments = db.session.scalar(select(func.count()).select_from(Payment).where(Payment.status == "succeeded"))
+        balances = dict(db.session.execute(select(Account.id, Account.balance)).all())
+        wrong = [a for a, cents in expected.items() if balances[a] != Decimal(cents) / 100]
+        untouched = [a for a, b in balances.items() if a not in expected and b != 0]
+        mismatches = balance_mismatches()
+        db.session.remove()
+    return {"events stored": events, "payment credits": credits, "payments succeeded": payments,
+            "double credits": max(0, credits - n_unique), "missing credits": max(0, n_unique - credits),
+            "accounts with a wrong balance": len(wrong) + len(untouched),
+            "balance != sum(ledger)": len(mismatches)}
+
+
+def pgbench_binary() -> str:
+    found = shutil.which("pgbench") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))), None)
+    if not found:
+        sys.exit("pgbench not found (it ships with the PostgreSQL server package)")
+    return found
+
+
+def pgbench_ceiling(clients: int, seconds: int, rows: int = 1000) -> float:
+    """Transactions/s of single-row balance updates, pgbench -c clients for `seconds`."""
+    import psycopg
+
+    schema = "bench_pgbench"
+    with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.balances (id int PRIMARY KEY, balance numeric(18,4) NOT NULL DEFAULT 0)"
+                     " WITH (fillfactor = 80)")
+        conn.execute(f"INSERT INTO {schema}.balances (id) SELECT generate_series(1, {rows})")
+        conn.execute(f"VACUUM ANALYZE {schema}.balances")
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(f"\\set id random(1, {rows})\nUPDATE balances SET balance = balance + 1 WHERE id = :id;\n")
+        script = f.name
+    env = dict(os.environ, PGOPTIONS=f"-c search_path={schema}")
+    try:
+        out = subprocess.run([pgbench_binary(), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-n",
+                              "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
+                              "-T", str(seconds), "-f", script, PG_DB],
+                             env=env, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+        with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    for line in out.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split("=")[1].split()[0])
+    raise RuntimeError(f"no tps in pgbench output:\n{out}")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--duplicates", type=float, default=0.30)
+    ap.add_argument("--senders", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--accounts", type=int, default=200)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+
+    import redis
+
+    app = create_app(BenchConfig)
+    accounts = build(app, args.accounts)
+    bodies, n_unique, expected = make_events(accounts, args.events, args.duplicates)
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL, STRIPE_WEBHOOK_SECRET=SECRET,
+               SECRET_KEY="bench", PYTHONPATH=str(ROOT))
+    gunicorn = [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
+                "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
+                "--log-level", "warning", "wsgi:app"]
+    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        wait_for(port)
+        # Warm every worker (imports, first connections) with events that are not counted.
+        send_all(port, [json.dumps({"id": f"evt_warm_{i}", "object": "event", "type": "customer.created",
+                                    "data": {"object": {"id": f"cus_{i}", "object": "customer"}}})
+                        for i in range(64)], args.senders)
+        latencies, statuses, wall = send_all(port, bodies, args.senders)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    results = check(app, n_unique, expected)
+    ceiling = pgbench_ceiling(args.senders, max(5, round(wall)))
+    redis.Redis.from_url(REDIS_URL).flushdb()          # the queued receipt jobs of the bench
+    if not args.keep:
+        with app.app_context():
+            with db.engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            db.engine.dispose()
+
+    rate = len(latencies) / wall
+    ms = [x * 1000 for x in latencies]
+    print(f"webhooks: {len(latencies)} signed events ({n_unique} unique, {len(latencies) - n_unique} duplicates), "
+          f"{args.senders} senders, gunicorn {args.workers} workers x {args.threads} threads, {os.cpu_count()} cores")
+    print(f"  responses: " + ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(statuses.items(), key=str)))
+    print(f"  throughput: {rate:.0f} events/s ({wall:.2f} s)")
+    print(f"  latency ms: p50 {statistics.median(ms):.1f}  p95 {pct(ms, 95):.1f}  p99 {pct(ms, 99):.1f}  "
+          f"max {max(ms):.1f}")
+    for k, v in results.items():
+        print(f"  {k}: {v}")
+    print(f"pgbench single-row UPDATE, {args.senders} clients, same machine, same run: {ceiling:.0f} tps")
+    print(f"  webhooks / pgbench ceiling: {rate / ceiling:.1%} (target >= 50%)   "
+          f"p95 {pct(ms, 95):.1f} ms (target <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,13 +9,17 @@ Call charges are the one exception to "the minor unit": a call's cost is rounded
 reseller's *call charge precision* (Tenant.call_charge_places, 2 to 4 decimals, see
 `call_charge_places`), as carriers bill, and balances and the ledger keep it. Money people pay
 (credits, top-ups, DID prices, user charges, invoice lines) stays at the minor unit.
+
+Every amount a person types has a maximum (MAX_AMOUNT, or a lower one the field gives) and
+the message says it. Currency codes come from `currency_codes()`: the active ISO 4217 list
+less what is not money a customer can be billed in (see NOT_TENDER).
 """
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
 from babel import Locale
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_name, get_currency_precision, list_currencies
 
 ZERO = Decimal("0")
 RATE_PLACES = 6          # per-minute rates, connect fees in rate sheets
@@ -23,10 +27,51 @@ MONEY_SCALE = 4          # Numeric(18, 4) columns: room for 3-decimal currencies
 RATE_SCALE = RATE_PLACES
 CALL_PLACES_DEFAULT = 4  # a new reseller's call charge precision (VoIP carriers bill to 4 places)
 CALL_PLACES_MIN, CALL_PLACES_MAX = 2, MONEY_SCALE    # the setting's range; columns hold 4 places
+# The largest amount a person may type anywhere (a credit, an adjustment, a price, a limit): far
+# above any real VoIP amount, even in currencies of many units to the dollar (VND, IDR), and far
+# below what Numeric(18, 4) holds. Rates have their own, lower limit (app/rating/cost.MAX_AMOUNT).
+MAX_AMOUNT = Decimal(10) ** 9
+RATE_MAXIMUM = Decimal(10) ** 8   # Numeric(14, 6) rate columns (= app/rating/cost.MAX_AMOUNT)
+
+# Codes of the active ISO 4217 list that are not money an account is billed in (decision):
+# precious metals (XAU, XAG, XPD, XPT), bond-market units (XBA-XBD), IMF and other accounting
+# units (XDR, XSU, XUA, XAD), the testing and "no currency" codes (XTS, XXX), and the fund codes
+# that exist beside a tender (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW).
+NOT_TENDER = frozenset({
+    "XAU", "XAG", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA", "XAD", "XTS", "XXX",
+    "BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW",
+})
 
 
 class MoneyError(ValueError):
     """A value that is not a valid amount; the message is fit for a form field."""
+
+
+@lru_cache(maxsize=1)
+def currency_codes() -> tuple[str, ...]:
+    """The currency codes an account, rate sheet or reseller may use: ISO 4217's active list
+    (pycountry) that Babel can format, less NOT_TENDER. Sorted."""
+    import pycountry
+
+    known = set(list_currencies())
+    return tuple(sorted(c.alpha_3 for c in pycountry.currencies if c.alpha_3 in known and c.alpha_3 not in NOT_TENDER))
+
+
+def currency_choices(current: str | None = None) -> list[tuple[str, str]]:
+    """(code, "EUR · Euro") for a select; a record's `current` code stays listed even if it is
+    no longer offered (so its form can still be saved unchanged)."""
+    codes = list(currency_codes())
+    if current and current not in codes:
+        codes.append(current)
+    return [(c, f"{c} · {get_currency_name(c, locale='en')}") for c in codes]
+
+
+def check_currency(code) -> str:
+    """The code upper-cased, or MoneyError if it is not a currency we bill in."""
+    code = (code or "").strip().upper()
+    if code not in currency_codes():
+        raise MoneyError(f"“{code[:10]}” is not a currency we bill in; choose one from the list (ISO 4217).")
+    return code
 
 
 def minor_units(currency: str) -> int:
@@ -78,8 +123,10 @@ def to_decimal(value) -> Decimal:
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+,\d+$|^[-+]?\d+,\d{1,2}$")
 
 
-def parse_amount(text, currency: str = "USD", *, allow_negative=False, max_places=None) -> Decimal:
-    """Parse a typed amount for a form: clear message if it is not a valid amount."""
+def parse_amount(text, currency: str = "USD", *, allow_negative=False, max_places=None,
+                 maximum: Decimal = MAX_AMOUNT) -> Decimal:
+    """Parse a typed amount for a form: clear message if it is not a valid amount, or if it
+    is not below `maximum` (the message says the maximum)."""
     if isinstance(text, str) and _DECIMAL_COMMA.match(text.strip()):
         raise MoneyError(f"“{text.strip()[:20]}”: use a dot for decimals and no thousands dots, "
                          "e.g. 1000.50.")
@@ -89,14 +136,23 @@ def parse_amount(text, currency: str = "USD", *, allow_negative=False, max_place
         raise MoneyError(f"Use at most {places} decimal places.")
     if d < 0 and not allow_negative:
         raise MoneyError("The amount cannot be negative.")
-    if abs(d) >= Decimal(10) ** 13:
-        raise MoneyError("The amount is too large.")
+    check_maximum(d, maximum)
     return d
+
+
+def check_maximum(amount: Decimal, maximum: Decimal = MAX_AMOUNT) -> Decimal:
+    if abs(amount) >= maximum:
+        raise MoneyError(too_large(maximum))
+    return amount
+
+
+def too_large(maximum: Decimal = MAX_AMOUNT) -> str:
+    return f"The amount is too large: it must be less than {maximum:,}."
 
 
 def parse_rate(text) -> Decimal:
     """A per-minute rate or fee: up to RATE_PLACES decimals, not negative."""
-    return parse_amount(text, max_places=RATE_PLACES)
+    return parse_amount(text, max_places=RATE_PLACES, maximum=RATE_MAXIMUM)
 
 
 @lru_cache(maxsize=32)

@@ -18,7 +18,7 @@ from wtforms.validators import (DataRequired, Email, EqualTo, InputRequired, Len
 from app import money
 from app.accounts.models import BILLING_TYPES
 from app.money import MONEY_SCALE
-from portals.forms import CURRENCY_CHOICES
+from portals.forms import CurrencyField
 
 COUNTRY_CHOICES = sorted(((c.alpha_2, c.name) for c in pycountry.countries), key=lambda c: c[1])
 COUNTRY_NAMES = dict(COUNTRY_CHOICES)
@@ -89,7 +89,7 @@ class BasicFields(Form):
                           validators=[DataRequired("Choose a country.")])
     timezone = SelectField("Time zone", choices=TIMEZONE_CHOICES, default="UTC")
     language = SelectField("Language", choices=LANGUAGE_CHOICES, default="en")
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
+    currency = CurrencyField(default="USD")
 
     phone_e164 = None
 
@@ -231,6 +231,7 @@ class BalanceForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired("Say why: the reason is kept with the transaction."),
                                                Length(max=200)])
     nonce = HiddenField()
+    confirm_large = HiddenField()   # "1": the second confirmation of an adjustment above the limit
 
     def validate_amount(self, field):
         if field.data is not None and field.data < 0 and self.action.data != "reset":
@@ -240,6 +241,19 @@ class BalanceForm(FlaskForm):
 class ActionForm(FlaskForm):
     """Only the CSRF token: the action is the URL (and the button's value)."""
     version = HiddenField()
+
+
+class StatusChangeForm(FlaskForm):
+    """Suspend, disable or close: first a confirmation page asks for the reason (required,
+    kept in the history), then its form comes back with confirm=1."""
+    action = HiddenField()
+    reason = StringField("Reason", validators=[Optional(), Length(max=200, message="At most 200 characters.")],
+                         description="Kept in the account's history.")
+    confirm = HiddenField()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "1"
 
 
 class PortalPasswordForm(FlaskForm):

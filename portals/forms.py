@@ -1,15 +1,26 @@
 """Form pieces shared by the portals."""
-import pycountry
-from babel.numbers import list_currencies
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional, StopValidation
 
 from app.extensions import db
+from app.money import currency_choices
 
-CURRENCY_CHOICES = sorted(
-    (c.alpha_3, f"{c.alpha_3} · {c.name}") for c in pycountry.currencies if c.alpha_3 in list_currencies()
-)
+# Every currency field offers the same list: app.money.currency_codes() (no XXX, no metals).
+CURRENCY_CHOICES = currency_choices()
+
+
+class CurrencyField(SelectField):
+    """A currency select over CURRENCY_CHOICES whose refusal says what to do."""
+
+    def __init__(self, label="Currency", validators=None, **kwargs):
+        kwargs.setdefault("choices", CURRENCY_CHOICES)
+        super().__init__(label, validators, **kwargs)
+
+    def pre_validate(self, form):
+        if self.data not in {c[0] for c in self.choices}:
+            raise StopValidation("Choose a currency from the list (ISO 4217; XXX and metals are not currencies "
+                                 "we bill in).")
 
 
 DIGITS_ONLY = "Use digits only."
@@ -42,7 +53,7 @@ class ResellerForm(FlaskForm):
                        description="Lower-case letters, digits and dashes; used in URLs.")
     parent_id = SelectField("Parent", coerce=int)
     email = EmailField("Contact email", validators=[DataRequired(), Email()])
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
+    currency = CurrencyField(default="USD")
     base_extension = WholeNumberField("Base extension", default=1000, message=DIGITS_ONLY,
                                       validators=[InputRequired(), NumberRange(100, 99999999)])
 
@@ -50,7 +61,7 @@ class ResellerForm(FlaskForm):
 class ResellerEditForm(FlaskForm):
     name = StringField("Reseller name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Contact email", validators=[DataRequired(), Email()])
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES)
+    currency = CurrencyField(description="Cannot change while the reseller has accounts or rate sheets.")
     base_extension = WholeNumberField("Base extension", message=DIGITS_ONLY,
                                       validators=[InputRequired(), NumberRange(100, 99999999)])
 

@@ -1,7 +1,8 @@
 """The Tenant (reseller) and its place in the tree."""
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -39,6 +40,10 @@ class Tenant(db.Model):
     # docs/rating.md "Call charge precision"). 4 for a new reseller; 2 kept for resellers that
     # existed before the setting (migration i14_call_precision).
     call_charge_places: Mapped[int] = mapped_column(default=4, server_default="4")
+    # A ledger adjustment (credit, debit, balance reset) of more than this, in the tenant's
+    # currency, needs a second confirmation (app.accounts.operations.adjust_balance).
+    adjustment_confirm_limit: Mapped[Decimal] = mapped_column(
+        Numeric(18, 4), default=Decimal("1000"), server_default="1000")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Tenant | None"] = relationship(remote_side=[id])

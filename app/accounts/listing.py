@@ -454,8 +454,9 @@ def parse_ids(values) -> list[int]:
     return ids
 
 
-def bulk_set_status(ids: list[int], action: str) -> int:
+def bulk_set_status(ids: list[int], action: str, reason: str | None = None) -> int:
     """Activate or deactivate the given accounts that are in scope; returns how many changed.
+    Deactivating needs a reason (kept in each account's history).
 
     Ids outside the scope (another reseller's) are simply not found. Each change goes through
     the account page's own operation (same audit entry, same side effects). The rows are
@@ -470,13 +471,16 @@ def bulk_set_status(ids: list[int], action: str) -> int:
     if len(ids) > MAX_BULK_IDS:
         raise BulkError(f"Select at most {MAX_BULK_IDS} accounts at a time.")
     operation, applies_to = BULK_ACTIONS[action]
+    reason = " ".join((reason or "").split())[:200]
+    if operation != "enable" and not reason:
+        raise BulkError("Say why you deactivate them: the reason is kept in each account's history.")
     accounts = db.session.execute(
         select(Account).where(Account.id.in_(ids), Account.status.in_(applies_to))
         .order_by(Account.id).with_for_update()
     ).scalars().all()
     try:
         for account in accounts:
-            set_account_status(account, operation)
+            set_account_status(account, operation, reason=reason or None)
     except StaleEdit as e:
         raise BulkError("Some of these accounts were changed meanwhile; nothing was saved. Try again.") from e
     return len(accounts)

@@ -12,6 +12,13 @@ from app.accounts.numbering import new_account_number, new_pin
 def create_account(*, tenant_id: int, name: str, email: str, billing_type: str = "prepaid",
                    currency: str = "USD", initial_credit: Decimal = Decimal("0"),
                    credit_limit: Decimal = Decimal("0"), with_pin: bool = False, **fields) -> Account:
+    from app import money
+    from app.conflicts import FieldError
+
+    try:
+        currency = money.check_currency(currency)
+    except money.MoneyError as e:
+        raise FieldError("currency", str(e)) from None
     account = Account(
         tenant_id=tenant_id, name=name, email=email.strip().lower(), billing_type=billing_type,
         currency=currency, credit_limit=credit_limit,
@@ -92,11 +99,7 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     if values.get("billing_type", account.billing_type) == "prepaid" and values.get("credit_limit"):
         raise FieldError("credit_limit", "A credit limit applies to postpaid accounts only; leave it at 0.")
     if "currency" in values and values["currency"] != account.currency:
-        has_entries = db.session.execute(
-            select(LedgerEntry.id).where(LedgerEntry.account_id == account.id).limit(1)
-        ).first()
-        if has_entries:
-            raise FieldError("currency", "The currency cannot change once the account has transactions.")
+        values["currency"] = _new_currency(account, values["currency"])
     if "email" in values and values["email"] != account.email:
         _move_portal_login(account, values["email"])
     changes = {}
@@ -114,6 +117,35 @@ def update_account(account: Account, *, version, values: dict, extra_changes: di
     if {"name", "language"} & changes.keys():
         refresh_caller_ids(account)
     return changes
+
+
+def _new_currency(account: Account, currency: str) -> str:
+    """One currency per account: a new one only before any transaction, from the list, and
+    matching the rate sheet of its plan."""
+    from sqlalchemy import select
+
+    from app import money
+    from app.billing.models import ServicePlan
+    from app.conflicts import FieldError
+    from app.ledger import LedgerEntry
+    from app.rating.models import RateSheet
+
+    try:
+        currency = money.check_currency(currency)
+    except money.MoneyError as e:
+        raise FieldError("currency", str(e)) from None
+    has_entries = db.session.execute(
+        select(LedgerEntry.id).where(LedgerEntry.account_id == account.id).limit(1)
+    ).first()
+    if has_entries:
+        raise FieldError("currency", "The currency cannot change once the account has transactions.")
+    sheet = db.session.execute(
+        select(RateSheet.name, RateSheet.currency).join(ServicePlan, ServicePlan.rate_sheet_id == RateSheet.id)
+        .where(ServicePlan.account_id == account.id)).first()
+    if sheet is not None and sheet.currency != currency:
+        raise FieldError("currency", f"The account's rate sheet “{sheet.name}” is in {sheet.currency}: choose a "
+                                     f"{currency} rate sheet as well, or keep {sheet.currency}.")
+    return currency
 
 
 def _move_portal_login(account: Account, email: str) -> None:
@@ -134,14 +166,30 @@ def _move_portal_login(account: Account, email: str) -> None:
         login.email = email
 
 
-def set_account_status(account: Account, action: str, *, version=None) -> str:
-    """Enable, disable or suspend at once (the AMI policy reads the status on every new call)."""
+# Taking service away (suspend, disable) or closing asks for a reason, kept in the history.
+REASON_NEEDED = {"disable", "suspend", "close"}
+REASON_MESSAGE = "Say why: the reason is kept in the account's history."
+
+
+def _reason(action: str, reason) -> str:
+    from app.conflicts import FieldError
+
+    reason = " ".join((reason or "").split())[:200]
+    if action in REASON_NEEDED and not reason:
+        raise FieldError("reason", REASON_MESSAGE)
+    return reason
+
+
+def set_account_status(account: Account, action: str, *, version=None, reason: str | None = None) -> str:
+    """Enable, disable or suspend at once (the AMI policy reads the status on every new call).
+    Disable and suspend need a reason, kept in the audit entry (the account's history)."""
     from app.conflicts import FieldError
 
     if action not in STATUS_ACTIONS:
         raise FieldError(None, "Choose enable, disable or suspend.")
     if account.status == "closed":
         raise FieldError(None, "This account is closed; it cannot be reopened.")
+    reason = _reason(action, reason)
     if version is not None:
         check_version(account, version)
     new = STATUS_ACTIONS[action]
@@ -149,8 +197,11 @@ def set_account_status(account: Account, action: str, *, version=None) -> str:
         return new
     old, account.status = account.status, new
     flush_versioned()
+    details = {"old": old, "new": new}
+    if reason:
+        details["reason"] = reason
     audit.record({"enable": "account.enabled", "disable": "account.disabled", "suspend": "account.suspended"}[action],
-                 account, old=old, new=new)
+                 account, **details)
     live.announce(account.account_number)   # the watchers hang up its live calls (or admit again)
     return new
 
@@ -158,12 +209,44 @@ def set_account_status(account: Account, action: str, *, version=None) -> str:
 ADJUST_ACTIONS = ("credit", "debit", "reset")
 
 
+class LargeAdjustment(Exception):
+    """An adjustment above the reseller's limit that was not confirmed a second time: nothing
+    was written; the page asks again, showing the amount and the limit."""
+
+    def __init__(self, amount: Decimal, limit: Decimal, currency: str, limit_currency: str):
+        from app import money
+
+        self.amount, self.currency = amount, currency
+        self.limit, self.limit_currency = limit, limit_currency
+        super().__init__(f"This changes the balance by {money.format_money(amount, currency)}, more than your "
+                         f"limit of {money.format_money(limit, limit_currency)} for one adjustment. Check the "
+                         "amount and confirm it once more.")
+
+
+def adjustment_limit(tenant_id: int) -> tuple[Decimal, str]:
+    """(the reseller's adjustment_confirm_limit, its currency). The limit is compared with the
+    change in the account's own currency as a number (no exchange rates)."""
+    from sqlalchemy import select
+
+    from tenants.models import Tenant
+
+    row = db.session.execute(select(Tenant.adjustment_confirm_limit, Tenant.currency).where(Tenant.id == tenant_id)
+                             .execution_options(all_tenants=True)).one_or_none()
+    if row is None or row[0] is None:
+        return Decimal("1000"), (row[1] if row else "USD")
+    return Decimal(row[0]), row[1]
+
+
 def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, *, nonce: str,
-                   created_by_id: int | None = None):
+                   created_by_id: int | None = None, confirm_large: bool = False):
     """Credit, debit, or reset the balance to a value (posting the difference), with a reason.
 
-    `nonce` comes from the form, so a double-submitted form posts once (ledger key).
-    A reset locks the account row, so the difference is computed from the latest balance.
+    `nonce` comes from the form, so a double-submitted form posts once (ledger key); the
+    second confirmation of a large adjustment carries the same nonce, so posting that twice
+    also posts once. A change (for a reset: the difference) above the reseller's
+    `adjustment_confirm_limit` raises LargeAdjustment unless `confirm_large`. A reset never
+    leaves a prepaid balance below zero. A reset locks the account row, so the difference is
+    computed from the latest balance.
     """
     from sqlalchemy import select
 
@@ -178,13 +261,33 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
     if account.status == "closed":
         raise FieldError(None, "This account is closed.")
     amount = money.quantize(amount, account.currency)
+    try:
+        money.check_maximum(amount)
+    except money.MoneyError as e:
+        raise FieldError("amount", str(e)) from None
     if action != "reset" and amount <= 0:
         raise FieldError("amount", "Enter an amount above zero.")
+    if action == "reset" and amount < 0 and account.billing_type == "prepaid":
+        raise FieldError("amount", "A prepaid account's balance cannot be reset below zero: it pays before it "
+                                   "calls. Reset it to 0 or more (or make the account postpaid first).")
     key = f"account:{account.id}:adjust:{(nonce or '')[:64]}"
+    done = db.session.execute(select(ledger.LedgerEntry).where(ledger.LedgerEntry.account_id == account.id,
+                                                                ledger.LedgerEntry.idempotency_key == key)
+                              ).scalar_one_or_none()
+    if done is not None:    # the same form (or its confirmation) sent again: nothing more
+        return ledger.Posted(done.id, done.amount, done.balance_after, created=False)
+    limit, limit_currency = adjustment_limit(account.tenant_id)
+
+    def confirm(change: Decimal) -> None:
+        if abs(change) > limit and not confirm_large:
+            raise LargeAdjustment(change, limit, account.currency, limit_currency)
+
     if action == "credit":
+        confirm(amount)
         return ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
                            created_by_id=created_by_id)
     if action == "debit":
+        confirm(-amount)
         return ledger.post(account.id, -amount, "adjustment", key, description=f"Debit: {reason}"[:255],
                            created_by_id=created_by_id)
     current = db.session.execute(
@@ -193,6 +296,7 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
     diff = amount - current
     if diff == 0:
         raise FieldError("amount", f"The balance is already {money.format_money(amount, account.currency)}.")
+    confirm(diff)
     # Exact: the balance may keep sub-cent call charges (1.2345), and a reset lands on the amount typed.
     return ledger.post(account.id, diff, "adjustment", key,
                        description=f"Balance reset to {money.format_money(amount, account.currency)}: {reason}"[:255],
@@ -209,9 +313,10 @@ def account_logins(account_id: int):
     ).scalars())
 
 
-def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
+def close_account(account: Account, *, calls_in_progress: int = 0, reason: str | None = None) -> int:
     """Delete = close: refused with a balance or calls in progress. Numbers go back to spare,
-    extensions leave Asterisk, logins are disabled; the records stay for invoices."""
+    extensions leave Asterisk, logins are disabled; the records stay for invoices. The reason
+    (required) is kept in the history."""
     from app import money
     from app.conflicts import FieldError
     from app.numbers import operations as dids
@@ -219,6 +324,7 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
 
     if account.status == "closed":
         raise FieldError(None, "This account is already closed.")
+    reason = _reason("close", reason)
     if account.balance != 0:
         raise FieldError(None, f"The balance is {money.format_money_exact(account.balance, account.currency)}: "
                                "refund or adjust it to zero before deleting the account.")
@@ -231,7 +337,7 @@ def close_account(account: Account, *, calls_in_progress: int = 0) -> int:
         user.active = False
     old, account.status = account.status, "closed"
     flush_versioned()
-    audit.record("account.closed", account, old=old, numbers_released=released)
+    audit.record("account.closed", account, old=old, numbers_released=released, reason=reason)
     live.announce(account.account_number)
     return released
 

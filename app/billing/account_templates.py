@@ -1,7 +1,9 @@
 """Account templates: a reseller's saved step-2 defaults ("create new by template").
 
 A template holds plan and account settings, never what must be unique or personal
-(plan name, numbers, expiry date, password).
+(plan name, numbers, expiry date, password). It keeps the currency of the account it was
+saved from: its rate sheet is in that currency, and the wizard refuses it for an account in
+another one (app.billing.plans.check_rate_sheet).
 """
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +18,7 @@ from tenants.mixins import TenantOwned
 from tenants.models import utcnow
 
 # The step-2 fields a template carries (names as in the wizard's step-2 form).
-FIELDS = ("users", "cost_per_user", "initial_credit", "rate_sheet_id", "billing_type", "credit_limit",
+FIELDS = ("currency", "users", "cost_per_user", "initial_credit", "rate_sheet_id", "billing_type", "credit_limit",
           "max_channels", "cps_limit", "low_balance_threshold", "email_alerts", "invoice_day", "vat_rate",
           "expiry_mode", "expiry_days", "autorefill", "initial_balance", "with_pin", "countries")
 
@@ -40,6 +42,7 @@ def _plain(v):
 def values_from_account(account, plan, countries) -> dict:
     """The template values of an existing account and its plan."""
     return {
+        "currency": account.currency,
         "users": plan.users if plan else 1,
         "cost_per_user": _plain(plan.cost_per_user) if plan else "0",
         "initial_credit": "0",
@@ -72,6 +75,13 @@ def save_template(tenant_id: int, name: str, values: dict) -> AccountTemplate:
     ).first()
     if exists:
         raise FieldError("name", "A template with this name already exists.")
+    if values.get("rate_sheet_id"):
+        from app.billing.plans import check_rate_sheet
+
+        try:
+            check_rate_sheet(tenant_id, values["rate_sheet_id"], values.get("currency"))
+        except FieldError as e:
+            raise FieldError("name", f"Not saved: {e.message}") from None
     tpl = AccountTemplate(tenant_id=tenant_id, name=name,
                           values={k: _plain(values.get(k)) for k in FIELDS if k in values})
     db.session.add(tpl)

@@ -109,7 +109,12 @@ def new_password() -> str:
     return secrets.token_urlsafe(9)
 
 
-def check_terms(tenant_id: int, terms: PlanTerms) -> None:
+def check_terms(tenant_id: int, terms: PlanTerms, currency: str | None = None) -> None:
+    for name in ("cost_per_user", "initial_credit", "credit_limit", "low_balance_threshold", "initial_balance"):
+        try:
+            money.check_maximum(money.to_decimal(getattr(terms, name)))
+        except money.MoneyError as e:
+            raise FieldError(name, str(e)) from None
     if terms.billing_type not in BILLING_TYPES:
         raise FieldError("billing_type", "Choose prepaid or postpaid.")
     if terms.billing_type == "prepaid" and terms.credit_limit:
@@ -131,7 +136,7 @@ def check_terms(tenant_id: int, terms: PlanTerms) -> None:
     if plans.plan_name_taken(tenant_id, terms.plan_name):
         raise FieldError("plan_name", "This plan name is already used by another account of this reseller; "
                                       "plan names are never reused.")
-    plans.check_rate_sheet(tenant_id, terms.rate_sheet_id)
+    plans.check_rate_sheet(tenant_id, terms.rate_sheet_id, currency)
     plans.check_countries(terms.countries)
     if terms.portal_password and len(terms.portal_password) < 8:
         raise FieldError("portal_password", "Use at least 8 characters, or leave it empty to generate one.")
@@ -168,8 +173,17 @@ def onboard(*, tenant_id: int, info: BasicInfo, terms: PlanTerms, created_by_id:
     email = info.email.strip().lower()
     if email_taken(email):
         raise FieldError("email", "This email is already used by another login.")
-    check_terms(tenant_id, terms)
+    try:
+        info.currency = money.check_currency(info.currency)
+    except money.MoneyError as e:
+        raise FieldError("currency", str(e)) from None
+    check_terms(tenant_id, terms, info.currency)
     numbers = chosen_numbers(tenant_id, terms.number_ids)
+    for n in numbers:      # sell prices are in the reseller's currency
+        try:
+            dids.check_price_currency(n, info)
+        except FieldError as e:
+            raise FieldError("number_ids", e.message) from None
     charges = quote_first_charges(info, terms, numbers)
     if terms.billing_type == "prepaid" and terms.initial_credit < charges.total:
         fmt = lambda a: money.format_money(a, info.currency)  # noqa: E731

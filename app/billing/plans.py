@@ -63,17 +63,23 @@ def _reserve_name(tenant_id: int, name: str, plan_id: int | None) -> PlanName:
     return reserved
 
 
-def check_rate_sheet(tenant_id: int, rate_sheet_id: int | None) -> int | None:
+def check_rate_sheet(tenant_id: int, rate_sheet_id: int | None, currency: str | None = None) -> int | None:
+    """The reseller's sheet, in the account's `currency` (one currency per account: a call is
+    charged in the sheet's currency, the balance is kept in the account's)."""
     from app.rating.models import RateSheet
 
     if not rate_sheet_id:
         return None
     found = db.session.execute(
-        select(RateSheet.id).where(RateSheet.id == rate_sheet_id, RateSheet.tenant_id == tenant_id)
-    ).scalar_one_or_none()
+        select(RateSheet.id, RateSheet.name, RateSheet.currency)
+        .where(RateSheet.id == rate_sheet_id, RateSheet.tenant_id == tenant_id)
+    ).one_or_none()
     if found is None:
         raise FieldError("rate_sheet_id", "Choose one of this reseller's rate sheets.")
-    return found
+    if currency and found.currency != currency.upper():
+        raise FieldError("rate_sheet_id", f"“{found.name}” is in {found.currency}, but the account bills in "
+                                          f"{currency.upper()}: choose a {currency.upper()} rate sheet.")
+    return found.id
 
 
 def check_countries(countries) -> list[tuple[str, int]]:
@@ -98,7 +104,7 @@ def create_plan(account, *, name: str, users: int, cost_per_user: Decimal, rate_
         raise FieldError("plan_name", "Give the plan a name.")
     if not 1 <= users <= MAX_USERS:
         raise FieldError("users", f"Between 1 and {MAX_USERS} users.")
-    rate_sheet_id = check_rate_sheet(account.tenant_id, rate_sheet_id)
+    rate_sheet_id = check_rate_sheet(account.tenant_id, rate_sheet_id, account.currency)
     countries = check_countries(countries)
     reserved = _reserve_name(account.tenant_id, name, None)
     plan = ServicePlan(tenant_id=account.tenant_id, account_id=account.id, name=name, users=users,
@@ -132,13 +138,14 @@ def countries_of(plan: ServicePlan | None) -> list[PlanCountry]:
 
 
 def update_plan(plan: ServicePlan, *, name: str, cost_per_user: Decimal, rate_sheet_id: int | None,
-                countries) -> dict:
-    """Change the plan's terms (not its users: that is a billable change, see below)."""
+                countries, currency: str | None = None) -> dict:
+    """Change the plan's terms (not its users: that is a billable change, see below). The rate
+    sheet must be in `currency` (the account's, as it will be after the same edit)."""
     changes = {}
     name = (name or "").strip()
     if not name:
         raise FieldError("plan_name", "Give the plan a name.")
-    rate_sheet_id = check_rate_sheet(plan.tenant_id, rate_sheet_id)
+    rate_sheet_id = check_rate_sheet(plan.tenant_id, rate_sheet_id, currency)
     countries = check_countries(countries)
     if name_key(name) != name_key(plan.name):
         _reserve_name(plan.tenant_id, name, plan.id)

@@ -2,7 +2,9 @@
 
 * The platform admin imports numbers from CSV (all lines good, or nothing imported) into the
   root tenant (status "platform"), then allocates them to resellers (status "spare").
-* A reseller sets its own sell prices and assigns spare numbers to its accounts, optionally
+* A reseller sets its own sell prices, in its own currency, and assigns spare numbers to its
+  accounts (a priced number only to an account billed in that currency: one currency per
+  account, and no exchange rates), optionally
   to one extension; each assignment charges the account the setup price and the monthly
   price prorated for the rest of the month. Release returns the number to "spare".
 
@@ -168,7 +170,39 @@ def reclaim(number: Number) -> None:
     audit.record("number.reclaimed", number, tenant_id=old_tenant, number=number.number)
 
 
+def reseller_currency(tenant_id: int) -> str:
+    return db.session.execute(select(Tenant.currency).where(Tenant.id == tenant_id)
+                              .execution_options(all_tenants=True)).scalar_one()
+
+
+def check_price_currency(number: Number, account) -> None:
+    """Sell prices are in the reseller's currency: a priced number is charged only to an
+    account billed in it."""
+    if not (number.sell_setup or number.sell_monthly):
+        return
+    currency = reseller_currency(number.tenant_id)
+    if account.currency != currency:
+        raise FieldError("number_id", f"{number.number} is priced in {currency} (your currency), but the account "
+                                      f"bills in {account.currency}: set its prices to 0 or choose an account in "
+                                      f"{currency}.")
+
+
 def set_sell_prices(number: Number, setup, monthly) -> None:
+    """New sell prices (in the reseller's currency); refused for a number on an account billed
+    in another currency unless both are 0."""
+    from app.accounts.models import Account
+
+    for value in (setup, monthly):
+        try:
+            money.check_maximum(money.to_decimal(value))
+        except money.MoneyError as e:
+            raise FieldError("sell_setup" if value is setup else "sell_monthly", str(e)) from None
+    if number.account_id and (setup or monthly):
+        account = db.session.execute(select(Account).where(Account.id == number.account_id)).scalar_one_or_none()
+        currency = reseller_currency(number.tenant_id)
+        if account is not None and account.currency != currency:
+            raise FieldError("sell_monthly", f"{number.number} is on {account.display_name}, billed in "
+                                             f"{account.currency}; prices are in {currency}: only 0 can be set.")
     old = (str(number.sell_setup), str(number.sell_monthly))
     number.sell_setup, number.sell_monthly = setup, monthly
     audit.record("number.priced", number, number=number.number, old=list(old), new=[str(setup), str(monthly)])
@@ -218,6 +252,8 @@ def assign(number_id: int, account, extension=None, *, charge: bool = True, chec
         raise FieldError("number_id", "Choose one of this reseller's spare numbers.")
     if extension is not None and extension.account_id != account.id:
         raise FieldError("extension_id", "Choose an extension of this account.")
+    if charge:
+        check_price_currency(number, account)
     charges = first_charges([number], account)[0] if charge else None
     if charge and check_credit and account.billing_type == "prepaid" and account.balance < charges.total:
         raise FieldError("number_id", (

@@ -239,9 +239,11 @@ def margin_by_destination(rng: DateRange, limit: int = 200) -> list[MarginRow]:
     return _rows(result, label)
 
 
-def margin_daily(rng: DateRange) -> list:
-    """[(day, [sell, buy])] for the chart."""
-    return daily_totals(rng, [Call.cost, Call.buy_cost], _margin_where(rng))
+def margin_daily(rng: DateRange, currency: str) -> list:
+    """[(day, [sell, buy])] for the chart of one currency (amounts of two currencies are never
+    added: one chart per currency)."""
+    in_currency = Call.account_id.in_(select(Account.id).where(Account.currency == currency))
+    return daily_totals(rng, [Call.cost, Call.buy_cost], (*_margin_where(rng), in_currency))
 
 
 def totals(rows: list[MarginRow]) -> dict[str, MarginRow]:

@@ -68,9 +68,19 @@ def bump_version(sheet_id: int) -> None:
                        .execution_options(synchronize_session="fetch"))
 
 
+def _currency(code) -> str:
+    from app.money import check_currency
+
+    try:
+        return check_currency(code or "USD")
+    except MoneyError as e:
+        raise FieldError("currency", str(e)) from None
+
+
 def create_sheet(tenant_id: int, *, name: str, currency: str, description: str = "",
                  short_call_seconds: int = 0, short_call_charge=Decimal("0")) -> RateSheet:
     name = _check_name(tenant_id, name)
+    currency = _currency(currency)
     seconds, charge = _check_short_call(short_call_seconds, short_call_charge)
     sheet = RateSheet(tenant_id=tenant_id, name=name, currency=(currency or "USD").upper(),
                       description=(description or "").strip()[:255], short_call_seconds=seconds,
@@ -87,9 +97,14 @@ def update_sheet(sheet: RateSheet, *, name: str, currency: str, description: str
     name = _check_name(sheet.tenant_id, name, sheet.id)
     seconds, charge = _check_short_call(short_call_seconds, short_call_charge)
     currency = (currency or sheet.currency).upper()
+    if currency != sheet.currency:
+        currency = _currency(currency)
     if currency != sheet.currency and usage(sheet).plans:
         raise FieldError("currency", "Accounts are billed from this sheet: its currency cannot change while "
                                      "their service plans use it. Copy the sheet instead.")
+    if currency != sheet.currency and usage(sheet).buyers:
+        raise FieldError("currency", "Sub-resellers buy at this sheet in its currency: it cannot change while "
+                                     "they do. Copy the sheet instead.")
     for field, value in (("name", name), ("currency", currency), ("description", (description or "").strip()[:255]),
                          ("short_call_seconds", seconds), ("short_call_charge", charge)):
         if getattr(sheet, field) != value:

@@ -34,10 +34,20 @@ def _check_name(name: str, parent_id: int | None, tenant_id: int | None = None) 
         raise TenantError("name", "Another reseller under the same parent already has this name.")
 
 
+def _currency(code: str) -> str:
+    from app import money
+
+    try:
+        return money.check_currency(code)
+    except money.MoneyError as e:
+        raise TenantError("currency", str(e)) from None
+
+
 def create_tenant(*, name: str, slug: str, parent_id: int, email: str = "",
                   currency: str = "USD", base_extension: int = 1000,
                   call_charge_places: int = CALL_PLACES_DEFAULT) -> Tenant:
     _check_name(name.strip(), parent_id)
+    currency = _currency(currency)
     slug = (slug or slugify(name)).strip().lower()
     if not SLUG_RE.match(slug):
         raise TenantError("slug", "Use 3-60 lower-case letters, digits and dashes.")
@@ -70,9 +80,32 @@ def set_status(tenant: Tenant, status: str) -> None:
                  old=old, new=status)
 
 
+def currency_in_use(tenant_id: int) -> str | None:
+    """Why the reseller's currency cannot change now (its accounts, rate sheets or numbers are
+    priced in it), or None."""
+    from app.accounts.models import Account
+    from app.rating.models import RateSheet
+
+    def count(model):
+        return db.session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id)
+                                 .execution_options(all_tenants=True)) or 0
+
+    accounts, sheets = count(Account), count(RateSheet)
+    if not accounts and not sheets:
+        return None
+    what = " and ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in
+                        ((accounts, "account"), (sheets, "rate sheet")) if n)
+    return f"The currency cannot change: this reseller has {what} in it."
+
+
 def update_tenant(tenant: Tenant, *, name: str, email: str, currency: str, base_extension: int) -> None:
     if name.strip().lower() != (tenant.name or "").lower():
         _check_name(name.strip(), tenant.parent_id, tenant.id)
+    currency = (currency or "").strip().upper()
+    if currency != tenant.currency:
+        currency = _currency(currency)
+        if why := currency_in_use(tenant.id):
+            raise TenantError("currency", why)
     changes = {}
     for field, value in (("name", name.strip()), ("email", email.strip().lower()),
                          ("currency", currency.upper()), ("base_extension", base_extension)):
@@ -132,3 +165,25 @@ def _flush() -> None:
         flush_or_conflict()
     except FieldError as e:
         raise TenantError(e.field or "name", e.message) from e
+
+
+def set_adjustment_limit(tenant: Tenant, limit) -> bool:
+    """The amount (in the tenant's currency) above which one ledger adjustment needs a second
+    confirmation. Audited; True if it changed."""
+    from decimal import Decimal
+
+    from app import money
+
+    try:
+        limit = money.quantize(money.check_maximum(money.to_decimal(limit)), tenant.currency)
+    except money.MoneyError as e:
+        raise TenantError("adjustment_confirm_limit", str(e)) from None
+    if limit < 0:
+        raise TenantError("adjustment_confirm_limit", "The limit cannot be negative (0: confirm every adjustment).")
+    old = Decimal(tenant.adjustment_confirm_limit if tenant.adjustment_confirm_limit is not None else "1000")
+    if old == limit:
+        return False
+    tenant.adjustment_confirm_limit = limit
+    audit.record("reseller.adjustment_limit", tenant, old=str(money.quantize(old, tenant.currency)), new=str(limit))
+    _flush()
+    return True

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app import audit, money
 from app.calls import live
-from app.accounts.operations import (STALE_MESSAGE, StaleEdit, account_logins, adjust_balance, check_version,
-                                    close_account, set_account_status, set_pin, set_portal_password,
-                                    update_account)
+from app.accounts.operations import (REASON_NEEDED, STALE_MESSAGE, LargeAdjustment, StaleEdit, account_logins,
+                                    adjust_balance, adjustment_limit, check_version, close_account,
+                                    set_account_status, set_pin, set_portal_password, update_account)
 from app.accounts.models import Account
 from app.audit import AuditEntry
 from app.billing import plans
@@ -28,7 +28,8 @@ from app.ledger import LedgerEntry
 from app.notifications.outbox import low_balance_alert, welcome_letter
 from app.web import render
 from portals.account_forms import (AccountEditForm, ActionForm, AssignNumberForm, BalanceForm, MoveNumberForm,
-                                   NotesForm, PortalPasswordForm, TemplateNameForm, UsersChangeForm, amount)
+                                   NotesForm, PortalPasswordForm, StatusChangeForm, TemplateNameForm, UsersChangeForm,
+                                   amount)
 from portals.reseller import bp
 from portals.reseller.onboarding import rate_sheet_choices
 from app.numbers import operations as dids
@@ -92,7 +93,8 @@ def _choices(form, account, plan=None):
                 delattr(form, name)
     if "rate_sheet_id" in form._fields:
         form.rate_sheet_id.choices = rate_sheet_choices(account.tenant_id)
-    for name, value in (("timezone", account.timezone), ("language", account.language)):
+    for name, value in (("timezone", account.timezone), ("language", account.language),
+                        ("currency", account.currency)):
         choices = list(form[name].choices)
         if value and value not in {c[0] for c in choices}:
             form[name].choices = choices + [(value, value)]
@@ -101,9 +103,10 @@ def _choices(form, account, plan=None):
 
 def _assign_form(account, exts, form=None) -> AssignNumberForm:
     form = form or AssignNumberForm(formdata=None)
+    currency = dids.reseller_currency(account.tenant_id)   # sell prices are in the reseller's currency
     form.number_id.choices = [(0, "Choose a number")] + [
-        (n.id, f"{n.display} · setup {money.format_money(n.sell_setup, account.currency)} · "
-               f"{money.format_money(n.sell_monthly, account.currency)}/month")
+        (n.id, f"{n.display} · setup {money.format_money(n.sell_setup, currency)} · "
+               f"{money.format_money(n.sell_monthly, currency)}/month")
         for n in dids.spare_numbers(account.tenant_id)]
     form.extension_id.choices = [(0, "No extension")] + [(e.id, e.number) for e in exts if e.active]
     return form
@@ -142,6 +145,7 @@ def _page(account: Account, *, status=200, message=None, quote=None, **forms):
                   in_use=calls_in_progress(account.account_number), extension_calls=extension_calls,
                   new_password=new_password,
                   quote=quote, message=message, move_form=move_form, action_form=ActionForm(formdata=None),
+                  adjustment_limit=adjustment_limit(account.tenant_id),
                   title=account.display_name, **forms)
 
 
@@ -180,7 +184,7 @@ def account_edit(account_id):
         if plan is not None and "plan_name" in form._fields:
             plan_changes = plans.update_plan(plan, name=form.plan_name.data, cost_per_user=amount(form.cost_per_user),
                                              rate_sheet_id=form.rate_sheet_id.data or None,
-                                             countries=form.countries_data())
+                                             countries=form.countries_data(), currency=form.currency.data)
         set_pin(account, form.with_pin.data)
         values = {name: form[name].data for name in (
             "name", "email", "first_name", "last_name", "company", "address", "city", "state", "postcode",
@@ -230,21 +234,64 @@ def account_notes(account_id):
     return _back(account_id, "#account-notes")
 
 
+# What the confirmation page says of each action that takes service away.
+STATUS_CONFIRM = {
+    "suspend": ("Suspend", "New calls are refused and calls in progress are cut off at once. Enable the "
+                           "account again to give service back."),
+    "disable": ("Disable", "New calls are refused and calls in progress are cut off at once. Enable the "
+                           "account again to give service back."),
+    "close": ("Delete", "Deleting closes the account for good: it is refused while the balance is not zero or "
+                        "calls are in progress. Its numbers return to your spare numbers, its extensions stop "
+                        "registering, its portal login is disabled; its records stay for invoices."),
+}
+
+
+def _status_form() -> StatusChangeForm:
+    """The posted status form; a missing or expired CSRF token is a 400, any other error is
+    shown on the confirmation page."""
+    form = StatusChangeForm()
+    if not form.validate_on_submit() and "csrf_token" in form.errors:
+        abort(400, description="The form expired; reload the page and try again.")
+    return form
+
+
+def _confirm_status(account, action, form, status=200, message=None):
+    verb, consequence = STATUS_CONFIRM[action]
+    url = url_for("reseller.account_delete" if action == "close" else "reseller.account_status", account_id=account.id)
+    form.action.data, form.confirm.data = action, "1"
+    return render("reseller/account_confirm.html", status=status, account=account, form=form, action=action,
+                  verb=verb, consequence=consequence, post_url=url, message=message,
+                  title=f"{verb} {account.display_name}?")
+
+
 @bp.post("/accounts/<int:account_id>/status")
 def account_status(account_id):
+    """Enable at once; suspend and disable show a confirmation page first, which asks why."""
     account = get_or_404(Account, account_id)
-    _require_post_form(ActionForm())
-    action = request.form.get("action", "")
+    form = _status_form()
+    action = form.action.data or ""
+    if action in REASON_NEEDED and (not form.confirmed or form.errors):
+        return _confirm_status(account, action, form, status=422 if form.errors else 200)
     try:
-        new = set_account_status(account, action)
+        new = set_account_status(account, action, reason=form.reason.data)
     except (FieldError, StaleEdit) as e:
         db.session.rollback()
+        account = get_or_404(Account, account_id)
+        if isinstance(e, FieldError) and e.field == "reason" and action in REASON_NEEDED:
+            form.reason.errors = list(form.reason.errors) + [e.message]
+            return _confirm_status(account, action, form, status=422)
         flash(str(e), "error")
         return _back(account_id)
     live.announce(account.account_number)
     db.session.commit()
     flash(f"The account is now {new}.", "success")
     return _back(account_id)
+
+
+def _confirm_adjustment(account, form, e: LargeAdjustment):
+    form.confirm_large.data = "1"
+    return render("reseller/adjustment_confirm.html", account=account, form=form, large=e,
+                  title=f"Confirm a large adjustment of {account.display_name}")
 
 
 @bp.post("/accounts/<int:account_id>/balance")
@@ -255,7 +302,12 @@ def account_balance(account_id):
         return _page(account, status=422, balance_form=form)
     try:
         posted = adjust_balance(account, form.action.data, form.amount.data, form.reason.data,
-                                nonce=form.nonce.data or uuid.uuid4().hex, created_by_id=current_user.id)
+                                nonce=form.nonce.data or uuid.uuid4().hex, created_by_id=current_user.id,
+                                confirm_large=form.confirm_large.data == "1")
+    except LargeAdjustment as e:
+        db.session.rollback()       # nothing was written; the row lock of a reset is let go
+        form.nonce.data = form.nonce.data or uuid.uuid4().hex
+        return _confirm_adjustment(get_or_404(Account, account_id), form, e)
     except FieldError as e:
         db.session.rollback()
         account = get_or_404(Account, account_id)
@@ -274,12 +326,20 @@ def account_balance(account_id):
 
 @bp.post("/accounts/<int:account_id>/delete")
 def account_delete(account_id):
+    """Delete = close, after a confirmation page that asks why."""
     account = get_or_404(Account, account_id)
-    _require_post_form(ActionForm())
+    form = _status_form()
+    if not form.confirmed or form.errors:
+        return _confirm_status(account, "close", form, status=422 if form.errors else 200)
     try:
-        released = close_account(account, calls_in_progress=calls_in_progress(account.account_number) or 0)
+        released = close_account(account, calls_in_progress=calls_in_progress(account.account_number) or 0,
+                                 reason=form.reason.data)
     except (FieldError, StaleEdit) as e:
         db.session.rollback()
+        account = get_or_404(Account, account_id)
+        if isinstance(e, FieldError) and e.field == "reason":
+            form.reason.errors = list(form.reason.errors) + [e.message]
+            return _confirm_status(account, "close", form, status=422)
         flash(f"Not deleted: {e}", "error")
         return _back(account_id)
     live.announce(account.account_number)

@@ -1,7 +1,8 @@
 """Reseller portal: the account list (search, filters, sort, pages, columns, bulk status).
 
 GET  /reseller/accounts           the list; one template for the page and the htmx swap
-POST /reseller/accounts/bulk      activate / deactivate the selected accounts
+POST /reseller/accounts/bulk      activate / deactivate the selected accounts (deactivate: a
+                                  reason and the "I confirm" box)
 POST /reseller/accounts/columns   remember which columns this login shows
 """
 from urllib.parse import urlsplit
@@ -57,7 +58,9 @@ def accounts_bulk():
     action = request.form.get("action", "")
     ids = account_list.parse_ids(request.form.getlist("ids"))
     try:
-        changed = account_list.bulk_set_status(ids, action)
+        if action == "deactivate" and ids and not request.form.get("confirm"):
+            raise BulkError("Tick “I confirm” to deactivate the selected accounts (and say why).")
+        changed = account_list.bulk_set_status(ids, action, request.form.get("reason"))
     except BulkError as e:
         db.session.rollback()
         flash(str(e), "error")

@@ -54,7 +54,12 @@ def number_price(number_id):
         messages = "; ".join(f"{form[k].label.text}: {' '.join(v)}" for k, v in form.errors.items() if k != "csrf_token")
         flash(f"{number.number} not changed. {messages or 'The form expired; reload the page.'}", "error")
         return redirect(url_for("reseller.numbers"), code=303)
-    dids.set_sell_prices(number, form.sell_setup.data, form.sell_monthly.data)
+    try:
+        dids.set_sell_prices(number, form.sell_setup.data, form.sell_monthly.data)
+    except FieldError as e:
+        db.session.rollback()
+        flash(f"{number.number} not changed. {e.message}", "error")
+        return redirect(url_for("reseller.numbers"), code=303)
     shown = number.number
     db.session.commit()
     flash(f"Prices of {shown} saved.", "success")
@@ -108,6 +113,7 @@ def number_assign(number_id):
                 flash(f"{shown} assigned.", "success")
                 return redirect(url_for("reseller.account_detail", account_id=account_id) + "#numbers", code=303)
     return render("reseller/number_assign.html", status=status, number=number, form=form,
+                  currency=dids.reseller_currency(number.tenant_id),
                   title=f"Assign {number.number}")
 
 

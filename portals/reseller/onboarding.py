@@ -30,10 +30,13 @@ def home_tenant() -> Tenant:
     return db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one()
 
 
-def rate_sheet_choices(tenant_id: int):
-    sheets = db.session.execute(
-        select(RateSheet).where(RateSheet.tenant_id == tenant_id).order_by(RateSheet.name)
-    ).scalars()
+def rate_sheet_choices(tenant_id: int, currency: str | None = None):
+    """The reseller's sheets; with `currency`, only those in it (an account is billed in one
+    currency: the wizard offers the sheets of the currency chosen in step 1)."""
+    q = select(RateSheet).where(RateSheet.tenant_id == tenant_id)
+    if currency:
+        q = q.where(RateSheet.currency == currency)
+    sheets = db.session.execute(q.order_by(RateSheet.name)).scalars()
     return [(0, "— none —")] + [(s.id, f"{s.name} ({s.currency})") for s in sheets]
 
 
@@ -69,8 +72,10 @@ def _step2_form(formdata=None, template: AccountTemplate | None = None) -> Step2
                 form.countries.entries[i].minutes.data = row["minutes"]
             else:
                 form.countries.append_entry(row)
-    form.rate_sheet_id.choices = rate_sheet_choices(tenant.id)
-    form.number_ids.choices = number_choices(tenant.id, request.form.get("currency") or tenant.currency)
+    currency = request.form.get("currency") or tenant.currency
+    form.rate_sheet_id.choices = rate_sheet_choices(tenant.id, currency)
+    form.rate_sheet_id.description = f"The sheets in {currency}, the account's currency."
+    form.number_ids.choices = number_choices(tenant.id, tenant.currency)
     return form
 
 
@@ -116,6 +121,8 @@ def account_new():
         if tpl_id:
             tpl = get_or_404(AccountTemplate, tpl_id)
             form1.template_id.data = tpl.id
+            if (tpl.values or {}).get("currency"):   # its rate sheet is in that currency
+                form1.currency.data = tpl.values["currency"]
         return _render_step1(form1)
     form1 = _step1_form(request.form)
     if not form1.validate():

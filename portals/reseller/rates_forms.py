@@ -6,12 +6,12 @@ from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringF
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.rating.imports import DATE_ORDERS, MODES
-from portals.forms import CURRENCY_CHOICES
+from portals.forms import CurrencyField
 
 
 class SheetForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Give the rate sheet a name."), Length(max=120)])
-    currency = SelectField("Currency", choices=CURRENCY_CHOICES, default="USD")
+    currency = CurrencyField(default="USD")
     description = StringField("Description", validators=[Optional(), Length(max=255)])
     short_call_seconds = IntegerField(
         "Short-call threshold (s)", default=0, validators=[Optional(), NumberRange(0, 3600)],

@@ -26,11 +26,14 @@ def margin_report():
     rng, errors, shown = date_range(request.args)
     by_reseller = reports.margin_by_reseller(rng)
     by_destination = reports.margin_by_destination(rng)
-    currency = db.session.scalar(select(Tenant.currency).where(Tenant.id == current_user.tenant_id)) or "USD"
-    chart = daily_bars(reports.margin_daily(rng), [("Sell (charges)", "sell"), ("Buy (cost)", "buy")], currency,
-                       title="Daily charges and cost")
+    totals = reports.totals(by_reseller)
+    # One chart per currency (never a sum of two); the reseller's own currency when there are no calls.
+    currencies = list(totals) or [db.session.scalar(select(Tenant.currency).where(Tenant.id == current_user.tenant_id))
+                                  or "USD"]
+    charts = [daily_bars(reports.margin_daily(rng, c), [("Sell (charges)", "sell"), ("Buy (cost)", "buy")], c,
+                         title=f"Daily charges and cost in {c}") for c in currencies]
     return render("reseller/margin.html", rng=rng, errors=errors, shown=shown, by_reseller=by_reseller,
-                  by_destination=by_destination, totals=reports.totals(by_reseller), chart=chart,
+                  by_destination=by_destination, totals=totals, charts=charts,
                   title="Margin report", status=422 if errors else 200)
 
 

@@ -16,10 +16,13 @@ from tenants import Tenant, get_or_404
 
 @bp.get("/", endpoint="dashboard")
 def dashboard():
-    totals = db.session.execute(
-        select(func.count(Account.id), func.coalesce(func.sum(Account.balance), 0))
-    ).one()
-    return render("reseller/dashboard.html", account_count=totals[0], balance_total=totals[1],
+    # Balances are never added across currencies: one figure per currency.
+    rows = db.session.execute(
+        select(Account.currency, func.count(Account.id), func.coalesce(func.sum(Account.balance), 0))
+        .group_by(Account.currency).order_by(func.count(Account.id).desc(), Account.currency)
+    ).all()
+    return render("reseller/dashboard.html", account_count=sum(r[1] for r in rows),
+                  balances=[(currency, count, total) for currency, count, total in rows],
                   tenant=db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one())
 
 

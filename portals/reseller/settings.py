@@ -1,21 +1,25 @@
-"""Reseller settings: the call charge precision. Every reseller login sees them; only the
-owner changes them (staff and read-only logins get 403 on a POST).
+"""Reseller settings (/reseller/settings): what the reseller's owner sets for the whole reseller.
+Every reseller login sees them; only the owner changes them (403 on a POST otherwise).
 
-One form for the reseller's own settings; a field another setting needs is added to
-SettingsForm and saved in `settings()` beside the others.
+Two small forms on one page, each saved on its own (a POST carries the fields of one form):
+- the call charge precision (issue 14, point 1), with what an example call costs at each setting;
+- the limit above which a ledger adjustment needs a second confirmation (issue 14, point 5).
 """
-from flask import flash, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField
+from wtforms.validators import InputRequired
 
 from app.extensions import db
 from app.money import call_charge_places, format_money_exact, minor_units
 from app.rating.cost import Tariff, call_cost
-from app.resellers.operations import CALL_PLACES_CHOICES, TenantError, set_call_charge_places
+from app.resellers.operations import (CALL_PLACES_CHOICES, TenantError, set_adjustment_limit,
+                                      set_call_charge_places)
 from app.web import hx_redirect, render
 from portals.access import owner_only
+from portals.account_forms import MoneyField
 from portals.reseller import bp
 from tenants import Tenant
 
@@ -40,6 +44,13 @@ class SettingsForm(FlaskForm):
                     "(the currency's minor unit).")
 
 
+class AdjustmentLimitForm(FlaskForm):
+    adjustment_confirm_limit = MoneyField(
+        "Confirm adjustments above", validators=[InputRequired("Enter an amount (0: confirm every adjustment).")],
+        description="A credit, debit or balance reset that changes a balance by more than this asks for a "
+                    "second confirmation, showing the amount and this limit.")
+
+
 def _examples(tenant):
     """What the example call costs at each setting, in the reseller's currency."""
     out = []
@@ -50,29 +61,49 @@ def _examples(tenant):
     return out
 
 
+def _tenant() -> Tenant:
+    return db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one()
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 def settings():
     if request.method == "POST":
         owner_only()
-    tenant = db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one()
+    tenant = _tenant()
     form = SettingsForm(data={"call_charge_places": tenant.call_charge_places})
-    if form.validate_on_submit():
-        old = tenant.call_charge_places
-        try:
-            changed = set_call_charge_places(tenant, form.call_charge_places.data)
-        except TenantError as e:
-            db.session.rollback()
-            getattr(form, e.field).errors.append(str(e))
-        else:
-            db.session.commit()
-            if changed:
-                flash(f"Saved: call charge precision {old} → {tenant.call_charge_places} decimal places. "
-                      "Calls rated from now on use it; rated calls keep their cost.", "success")
+    limit_form = AdjustmentLimitForm(data={"adjustment_confirm_limit": tenant.adjustment_confirm_limit})
+    if request.method == "POST" and "adjustment_confirm_limit" in request.form:
+        form = SettingsForm(formdata=None, data={"call_charge_places": tenant.call_charge_places})
+        if limit_form.validate_on_submit():
+            try:
+                changed = set_adjustment_limit(tenant, limit_form.adjustment_confirm_limit.data)
+            except TenantError as e:
+                db.session.rollback()
+                tenant = _tenant()
+                limit_form.adjustment_confirm_limit.errors = list(limit_form.adjustment_confirm_limit.errors) + [str(e)]
             else:
-                flash("Nothing changed.", "info")
-            return hx_redirect(url_for("reseller.settings"))
+                db.session.commit()
+                flash("Settings saved." if changed else "Nothing changed.", "success" if changed else "info")
+                return redirect(url_for("reseller.settings"), code=303)
+    elif request.method == "POST":
+        limit_form = AdjustmentLimitForm(formdata=None, data={"adjustment_confirm_limit": tenant.adjustment_confirm_limit})
+        if form.validate_on_submit():
+            old = tenant.call_charge_places
+            try:
+                changed = set_call_charge_places(tenant, form.call_charge_places.data)
+            except TenantError as e:
+                db.session.rollback()
+                tenant = _tenant()
+                getattr(form, e.field).errors.append(str(e))
+            else:
+                db.session.commit()
+                if changed:
+                    flash(f"Saved: call charge precision {old} → {tenant.call_charge_places} decimal places. "
+                          "Calls rated from now on use it; rated calls keep their cost.", "success")
+                else:
+                    flash("Nothing changed.", "info")
+                return hx_redirect(url_for("reseller.settings"))
     status = 422 if request.method == "POST" else 200
-    return render("reseller/settings.html", form=form, tenant=tenant, examples=_examples(tenant),
-                  may_edit=current_user.role == "reseller_owner",
-                  minor=minor_units(tenant.currency), status=status,
-                  title="Settings")
+    return render("reseller/settings.html", form=form, limit_form=limit_form, tenant=tenant,
+                  examples=_examples(tenant), may_edit=current_user.role == "reseller_owner",
+                  minor=minor_units(tenant.currency), status=status, title="Settings")

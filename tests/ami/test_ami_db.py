@@ -647,7 +647,7 @@ def test_suspending_an_account_hangs_up_its_live_calls_on_every_switch_and_says_
         await asyncio.sleep(1.1)
         with unscoped():
             acct = fresh_account(account.id)
-            set_account_status(acct, "suspend")
+            set_account_status(acct, "suspend", reason="unpaid")
             db.session.commit()                     # the notice goes out after the commit
         suspended = time.time()
         cuts = [await w.hangups_of(name, 3, on=n) for n, name in enumerate(calls)]

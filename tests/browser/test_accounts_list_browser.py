@@ -55,6 +55,8 @@ def test_bulk_deactivate_in_the_browser_with_csrf(world, listed, page, browser_l
     boxes = page.locator("#account-results input[name=ids]")
     boxes.nth(0).check()
     boxes.nth(1).check()
+    page.fill("#account-results input[name=reason]", "Closed for the winter")
+    page.locator("#account-results input[name=confirm]").check()
     page.get_by_role("button", name="Deactivate selected").click()
     expect(page.locator("#account-results .flash.success")).to_contain_text("2 accounts deactivated.")
     expect(page.locator("#account-results .badge.disabled")).to_have_count(2)

@@ -208,16 +208,19 @@ def test_an_adjustment_needs_a_reason_and_a_valid_amount(world, owner, acct):
 
 # --- status and delete -------------------------------------------------------------------------
 
+CONFIRMED = {"confirm": "1", "reason": "unpaid invoice"}   # the confirmation page's answer
+
+
 @pytest.mark.parametrize("action,status", [("disable", "disabled"), ("suspend", "suspended"), ("enable", "active")])
 def test_status_actions_take_effect_at_once(world, owner, acct, action, status):
     if action == "enable":
-        owner.post(URL.format(acct) + "/status", data={"action": "disable"})
-    assert owner.post(URL.format(acct) + "/status", data={"action": action}).status_code == 303
+        owner.post(URL.format(acct) + "/status", data={"action": "disable", **CONFIRMED})
+    assert owner.post(URL.format(acct) + "/status", data={"action": action, **CONFIRMED}).status_code == 303
     assert _account(acct).status == status
 
 
 def test_delete_is_refused_while_the_balance_is_not_zero(world, owner, acct):
-    resp = owner.post(URL.format(acct) + "/delete", data={}, follow_redirects=True)
+    resp = owner.post(URL.format(acct) + "/delete", data=CONFIRMED, follow_redirects=True)
     assert "Not deleted" in resp.get_data(as_text=True) and "refund or adjust it to zero" in resp.get_data(as_text=True)
     assert _account(acct).status == "active"
 
@@ -226,7 +229,7 @@ def test_delete_closes_the_account_releases_numbers_and_keeps_the_records(world,
     number_id = make_numbers(world.a, 1)[0]
     acct = onboard_account(world.a, number_ids=[number_id])
     owner.post(URL.format(acct) + "/balance", data={"action": "reset", "amount": "0", "reason": "closing", "nonce": "z"})
-    resp = owner.post(URL.format(acct) + "/delete", data={})
+    resp = owner.post(URL.format(acct) + "/delete", data=CONFIRMED)
     assert resp.status_code == 303
     with unscoped():
         account = _account(acct)
@@ -478,6 +481,6 @@ def test_calls_in_progress_are_shown_and_stop_a_delete(app, world, owner):
     conn.hset("inuse:ast1:account", account.account_number, 2)
     html = owner.get(URL.format(acct)).get_data(as_text=True)
     assert re.search(r'Calls in progress</small><div class="figure"><span id="in-use-\d+" class="in-use live">2</span></div>', html)
-    resp = owner.post(URL.format(acct) + "/delete", data={}, follow_redirects=True)
+    resp = owner.post(URL.format(acct) + "/delete", data=CONFIRMED, follow_redirects=True)
     assert "2 call(s) in progress" in resp.get_data(as_text=True)
     assert _account(acct).status == "active"

@@ -93,7 +93,8 @@ def test_a_group_filters_the_accounts_list_and_feeds_its_bulk_actions(world, new
     other = login(new_client(), world.owner_b)
     assert world.account_a.account_number not in other.get(f"/reseller/accounts?group={hotels.id}").get_data(as_text=True)
     # The ids the filtered list shows are what a bulk action takes.
-    owner.post("/reseller/accounts/bulk", data={"action": "deactivate", "ids": [world.account_a.id]})
+    owner.post("/reseller/accounts/bulk", data={"action": "deactivate", "ids": [world.account_a.id],
+                                                "reason": "moved away", "confirm": "1"})
     db.session.expire_all()
     with unscoped():
         statuses = dict(db.session.execute(select(Account.id, Account.status)).all())

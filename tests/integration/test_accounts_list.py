@@ -396,9 +396,12 @@ def audit_actions():
             select(AuditEntry).where(AuditEntry.action.in_(("account.enabled", "account.disabled")))).scalars())
 
 
+CONFIRMED = {"reason": "unpaid", "confirm": "1"}   # deactivating asks why, and a tick
+
+
 def test_bulk_deactivate_then_activate_selected_accounts(world, owner):
     a, sub = world.account_a, world.account_a_sub
-    resp = owner.post(LIST + "/bulk", data={"action": "deactivate", "ids": [a.id, sub.id],
+    resp = owner.post(LIST + "/bulk", data={"action": "deactivate", "ids": [a.id, sub.id], **CONFIRMED,
                                             "next": "/reseller/accounts?status=all_active"})
     assert resp.status_code == 303 and resp.headers["Location"] == "/reseller/accounts?status=all_active"
     assert status_of(a.id) == status_of(sub.id) == "disabled"
@@ -414,7 +417,7 @@ def test_bulk_deactivate_then_activate_selected_accounts(world, owner):
 
 
 def test_bulk_ids_of_another_reseller_are_silently_not_touched(world, owner):
-    resp = owner.post(LIST + "/bulk", data={"action": "deactivate",
+    resp = owner.post(LIST + "/bulk", data={"action": "deactivate", **CONFIRMED,
                                             "ids": [world.account_b.id, world.account_a.id, 999999]})
     assert resp.status_code == 303
     assert status_of(world.account_b.id) == "active"
@@ -427,7 +430,7 @@ def test_bulk_ids_of_another_reseller_are_silently_not_touched(world, owner):
 
 def test_a_sub_reseller_cannot_bulk_change_its_parents_accounts(world, client, login):
     login(client, world.owner_a_sub)
-    client.post(LIST + "/bulk", data={"action": "deactivate", "ids": [world.account_a.id]})
+    client.post(LIST + "/bulk", data={"action": "deactivate", "ids": [world.account_a.id], **CONFIRMED})
     assert status_of(world.account_a.id) == "active"
 
 
@@ -455,7 +458,7 @@ def test_bulk_bad_input_changes_nothing_and_says_why(world, owner, data, message
 
 
 def test_bulk_through_htmx_swaps_the_results_with_the_message(world, owner):
-    resp = owner.post(LIST + "/bulk", data={"action": "deactivate", "ids": [world.account_a.id]},
+    resp = owner.post(LIST + "/bulk", data={"action": "deactivate", "ids": [world.account_a.id], **CONFIRMED},
                       headers={"HX-Request": "true"}, follow_redirects=True)
     assert resp.status_code == 200 and b"<!doctype html>" not in resp.data
     assert b"1 account deactivated." in resp.data and b'id="account-results"' in resp.data

@@ -247,7 +247,7 @@ def test_a_plan_name_is_never_reused_even_after_the_account_is_closed(world, own
     with tenant_scope(world.a.id):
         account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one()
         adjust_balance(account, "reset", Decimal("0"), "closing", nonce="n1")
-        close_account(account)
+        close_account(account, reason="left")
         db.session.commit()
     for name in ("Gold", " gold ", "GOLD"):
         resp = owner.post(PLAN, data=wizard(plan_name=name))

@@ -142,7 +142,8 @@ def test_a_reset_lands_exactly_on_the_typed_amount_with_sub_cent_charges_in_the_
         db.session.commit()
     owner = login(new_client(), world.owner_a)
     url = f"/reseller/accounts/{account.id}"
-    refused = owner.post(url + "/delete", data={}, follow_redirects=True).get_data(as_text=True)
+    refused = owner.post(url + "/delete", data={"confirm": "1", "reason": "moving away"},
+                         follow_redirects=True).get_data(as_text=True)
     assert "The balance is $9.9717" in refused
     assert owner.post(url + "/balance", data={"action": "reset", "amount": "0", "reason": "closing",
                                               "nonce": "r"}).status_code == 303
@@ -151,7 +152,7 @@ def test_a_reset_lands_exactly_on_the_typed_amount_with_sub_cent_charges_in_the_
                                   .where(ledger.LedgerEntry.account_id == account.id)
                                   .order_by(ledger.LedgerEntry.id.desc())).first()
     assert tuple(last) == (Decimal("-9.9717"), Decimal("0"))
-    assert owner.post(url + "/delete", data={}).status_code == 303
+    assert owner.post(url + "/delete", data={"confirm": "1", "reason": "moving away"}).status_code == 303
     db.session.rollback()
     with unscoped():
         from app.accounts.models import Account

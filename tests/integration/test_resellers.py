@@ -55,7 +55,7 @@ def test_the_admin_suspends_and_reactivates_a_reseller(world, client, login):
 def test_the_admin_edits_a_reseller(world, client, login):
     login(client, world.admin)
     resp = client.post(f"/admin/resellers/{world.b.id}/edit", data={
-        "name": "B Renamed", "email": "b@b.example", "currency": "EUR", "base_extension": 7000})
+        "name": "B Renamed", "email": "b@b.example", "currency": "USD", "base_extension": 7000})
     assert resp.status_code == 302
     with unscoped():
         assert db.session.scalar(select(Tenant.name).where(Tenant.id == world.b.id)) == "B Renamed"

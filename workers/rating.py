@@ -80,3 +80,11 @@ def import_rate_deck(import_id: int) -> dict:
     from app.rating.imports import run_import
 
     return run_import(import_id)
+
+
+@in_app_context
+def rerate_matching_calls(run_id: int) -> dict:
+    """Re-rate every call of one CallRerating run (app.rating.rerate.run_rerating); progress in the job meta."""
+    from app.rating.rerate import run_rerating
+
+    return run_rerating(run_id)

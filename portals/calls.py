@@ -1,6 +1,7 @@
 """The calls browser, in the reseller portal (its subtree) and the admin portal (every tenant).
 
-GET  /<portal>/calls                            filtered calls, keyset pages, ASR/ACD; htmx swaps #call-results
+GET  /<portal>/calls                            filtered calls, keyset pages; htmx swaps #call-results
+GET  /<portal>/calls/figures                    ASR/ACD and counts of the whole filter (loaded after the list)
 GET  /<portal>/calls.csv                        every call of the filter as CSV (streamed, batch by batch)
 POST /<portal>/calls/<call_id>/rerate           re-rate one call (an error or not rated yet)
 POST /<portal>/calls/rerate                     re-rate every call of the filter needing it (a job)
@@ -56,12 +57,9 @@ def register(bp, portal: str) -> None:
 
     def calls():
         cq, resolved, errors = _query(request.args)
-        result = figures = None
-        if not errors:
-            result = browser.page(cq, resolved)
-            figures = browser.figures(cq, resolved)
+        result = browser.page(cq, resolved) if not errors else None
         return render("calls/browser.html", status=422 if errors else 200, portal=portal, cq=cq, errors=errors,
-                      result=result, figures=figures, dispositions=browser.DISPOSITIONS,
+                      result=result, dispositions=browser.DISPOSITIONS,
                       rating_filters=browser.RATING_FILTERS, page_sizes=browser.PAGE_SIZES,
                       resellers=browser.resellers_of_scope() if _multi_tenant() else [],
                       show_reseller=_multi_tenant(), this_url=request.full_path.rstrip("?"), title="Calls")
@@ -70,7 +68,7 @@ def register(bp, portal: str) -> None:
         cq, resolved, errors = _query(request.args)
         if errors:
             return render("calls/browser.html", status=422, portal=portal, cq=cq, errors=errors, result=None,
-                          figures=None, dispositions=browser.DISPOSITIONS, rating_filters=browser.RATING_FILTERS,
+                          dispositions=browser.DISPOSITIONS, rating_filters=browser.RATING_FILTERS,
                           page_sizes=browser.PAGE_SIZES,
                           resellers=browser.resellers_of_scope() if _multi_tenant() else [],
                           show_reseller=_multi_tenant(), this_url=request.full_path.rstrip("?"), title="Calls")
@@ -97,6 +95,13 @@ def register(bp, portal: str) -> None:
         filename = f"calls-{cq.start.isoformat()}-{cq.end.isoformat()}.csv"
         return Response(generate(), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    def calls_figures():
+        cq, resolved, errors = _query(request.args)
+        figures = browser.figures(cq, resolved) if not errors else None
+        template = "calls/_figures.html" if is_htmx() else "calls/figures.html"
+        return render(template, status=422 if errors else 200, portal=portal, cq=cq, errors=errors,
+                      figures=figures, title="Calls · figures")
 
     def call_rerate(call_id):
         call = get_or_404(Call, call_id)
@@ -151,6 +156,7 @@ def register(bp, portal: str) -> None:
                       title="Re-rating calls")
 
     bp.add_url_rule("/calls", "calls", calls, methods=["GET"])
+    bp.add_url_rule("/calls/figures", "calls_figures", calls_figures, methods=["GET"])
     bp.add_url_rule("/calls.csv", "calls_csv", calls_csv, methods=["GET"])
     bp.add_url_rule("/calls/<int:call_id>/rerate", "call_rerate", call_rerate, methods=["POST"])
     bp.add_url_rule("/calls/rerate", "calls_rerate", calls_rerate, methods=["POST"])

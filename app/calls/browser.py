@@ -8,8 +8,9 @@ Shaped for millions of calls (bench/calls_browser.py measures it at 1,000,000):
 * The scope is one or more tenants (a reseller and its sub-resellers; every tenant for the
   platform admin). Each tenant's calls are one range of `ix_calls_tenant_started`
   (tenant_id, started_at, id): the page is the merge of one LIMITed range scan per tenant
-  (UNION ALL, then the first rows of the union), so a small reseller beside a big one reads
-  about its own rows. An account filter uses `ix_calls_account_started` alone.
+  (PostgreSQL: a LATERAL join over the tenant ids, one statement of constant shape; SQLite: a
+  UNION ALL of one branch per tenant), then the first rows of the merge, so a small reseller
+  beside a big one reads about its own rows. An account filter uses `ix_calls_account_started` alone.
 * ASR and ACD are one aggregate over the whole filter (not the page):
   ASR = answered / attempted calls, ACD = average billsec of the answered calls, where a call
   is answered when its disposition is ANSWERED or it has billable seconds.
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy import Integer, and_, bindparam, case, func, or_, select, true, tuple_, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.accounts.models import Account
 from app.calls.models import Call
@@ -293,11 +295,21 @@ def _keys(clauses, resolved: Resolved, *, after=None, before=None, ascending=Fal
         if resolved.account_id is None and not resolved.tenant_ids:
             return []
         return [tuple(r) for r in db.session.execute(branch(*tenant))]
-    parts = union_all(*(select(branch(Call.tenant_id == t).subquery().c) for t in resolved.tenant_ids)).subquery()
-    merged_order = ((parts.c.started_at.asc(), parts.c.id.asc()) if ascending
-                    else (parts.c.started_at.desc(), parts.c.id.desc()))
-    return [tuple(r) for r in db.session.execute(
-        select(parts.c.started_at, parts.c.id).order_by(*merged_order).limit(limit))]
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One statement of constant shape however many tenants (compiled once, cached): per
+        # tenant id a LATERAL range scan of ix_calls_tenant_started, LIMITed; then the first rows.
+        tenants = func.unnest(bindparam("tenant_ids", list(resolved.tenant_ids), type_=ARRAY(Integer))) \
+            .table_valued("tenant_id").render_derived(name="t")
+        per_tenant = branch(Call.tenant_id == tenants.c.tenant_id).lateral("k")
+        merged = select(per_tenant.c.started_at, per_tenant.c.id).select_from(tenants).join(per_tenant, true())
+        cols = per_tenant.c
+    else:
+        # SQLite (the embedded default): the same as a UNION ALL of one LIMITed branch per tenant.
+        cols = union_all(*(select(branch(Call.tenant_id == t).subquery().c) for t in resolved.tenant_ids)).subquery()
+        merged = select(cols.c.started_at, cols.c.id)
+        cols = cols.c
+    merged_order = (cols.started_at.asc(), cols.id.asc()) if ascending else (cols.started_at.desc(), cols.id.desc())
+    return [tuple(r) for r in db.session.execute(merged.order_by(*merged_order).limit(limit))]
 
 
 LISTED = (Call.id, Call.tenant_id, Call.account_id, Call.started_at, Call.answered_at, Call.extension,

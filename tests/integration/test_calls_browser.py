@@ -35,6 +35,11 @@ def listed(resp) -> list[int]:
     return [int(i) for i in re.findall(rb'data-call-id="(\d+)"', resp.data)]
 
 
+def figures_of(client, base=LIST, htmx=True, **args):
+    """The ASR/ACD block of a filter, as the list loads it after itself."""
+    return client.get(f"{base}/figures", query_string=args, headers={"HX-Request": "true"} if htmx else {})
+
+
 def figure(resp, name) -> str:
     m = re.search(rb'data-figure="' + name.encode() + rb'">([^<]*)<', resp.data)
     assert m, name
@@ -246,13 +251,25 @@ def test_asr_and_acd_are_figured_over_the_whole_filter(world, owner):
                                  (95, "ANSWERED"), (0, "FAILED")):
         add_call(world.account_a, "4420", billsec, DAY, disposition=disposition)
     add_call(world.account_b, "4420", 1000, DAY)                                     # another reseller's
-    resp = owner.get(LIST, query_string={**RANGE, "size": "25"})
+    page = owner.get(LIST, query_string={**RANGE, "size": "25"})
+    # The list does not wait for the aggregate: it loads it after itself (or by a link without JS).
+    assert b'hx-get="/reseller/calls/figures?from=2025-05-01&amp;to=2025-05-31&amp;size=25" hx-trigger="load"' in page.data
+    assert b'<noscript><a href="/reseller/calls/figures?' in page.data
+    resp = figures_of(owner, **RANGE)
+    assert b"<html" not in resp.data
+    assert figure(resp, "attempts") == "6" and figure(resp, "answered") == "3"
     assert figure(resp, "asr") == "50.0 %"                    # 3 answered of 6 attempts
     assert figure(resp, "acd") == "1:02"                      # (60 + 30 + 95) / 3 = 61.67 s -> 62 s
-    resp = owner.get(LIST, query_string={**RANGE, "disposition": "BUSY"})
+    resp = figures_of(owner, **RANGE, disposition="BUSY")
     assert figure(resp, "asr") == "0.0 %" and figure(resp, "acd") == "–"
-    resp = owner.get(LIST, query_string={"from": "2025-01-01", "to": "2025-01-02"})
-    assert figure(resp, "asr") == "–" and b"No calls match." in resp.data
+    resp = figures_of(owner, **{"from": "2025-01-01", "to": "2025-01-02"})
+    assert figure(resp, "asr") == "–"
+    assert b"No calls match." in owner.get(LIST, query_string={"from": "2025-01-01", "to": "2025-01-02"}).data
+    # Without JavaScript the figures are a page of their own, with the way back.
+    full = figures_of(owner, htmx=False, **RANGE)
+    assert b"<html" in full.data and figure(full, "asr") == "50.0 %" and b"Back to the calls" in full.data
+    bad = figures_of(owner, **{"from": "2025-05-31", "to": "2025-05-01"})
+    assert bad.status_code == 422 and b"The end date is before the start date." in bad.data
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -367,6 +384,7 @@ def test_a_read_only_login_sees_calls_but_cannot_re_rate(world, new_client, logi
     ro = login(new_client(), make_login(world.a, "reseller_readonly"))
     resp = ro.get(LIST, query_string=RANGE)
     assert listed(resp) == [fr] and b"Re-rate" not in resp.data
+    assert b"Re-rate" not in figures_of(ro, **RANGE).data
     assert ro.post(f"/reseller/calls/{fr}/rerate").status_code == 403
     assert ro.post("/reseller/calls/rerate", data=RANGE).status_code == 403
 
@@ -391,8 +409,7 @@ def test_re_rate_all_unrated_calls_of_the_filter_is_a_job_with_progress(app, wor
     rate([theirs], world.b.id)
     open_country(world.account_a, "FR")
     open_country(world.account_b, "FR")
-    page = owner.get(LIST, query_string=RANGE)
-    assert b"Re-rate 3 unrated calls" in page.data
+    assert b"Re-rate 3 unrated calls of this filter" in figures_of(owner, **RANGE).data
 
     resp = owner.post("/reseller/calls/rerate", data={**RANGE, "next": LIST})
     assert resp.status_code == 303

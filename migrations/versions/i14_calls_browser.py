@@ -5,7 +5,8 @@ Revises: i20_portals
 Create Date: 2026-12-04
 
 `ix_calls_tenant_started` (tenant_id, started_at, id) serves the browser's keyset pages per
-tenant. On PostgreSQL it is built CONCURRENTLY (outside the migration's transaction), so an
+tenant; `ix_calls_rating_error`, partial (rating_error <> ''), its "rating error" filter. On
+PostgreSQL they are built CONCURRENTLY (outside the migration's transaction), so an
 operator's calls table, written all day by the AMI watcher, is never locked for the build.
 `call_reratings` records each "re-rate every unrated call matching the filter" request.
 """
@@ -23,8 +24,12 @@ def upgrade():
         with op.get_context().autocommit_block():
             op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_calls_tenant_started"
                        " ON calls (tenant_id, started_at, id)")
+            op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_calls_rating_error"
+                       " ON calls (started_at, id) WHERE rating_error <> ''")
     else:
         op.create_index('ix_calls_tenant_started', 'calls', ['tenant_id', 'started_at', 'id'], unique=False)
+        op.create_index('ix_calls_rating_error', 'calls', ['started_at', 'id'], unique=False,
+                        sqlite_where=sa.text("rating_error <> ''"))
     op.create_table(
         'call_reratings',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -55,4 +60,5 @@ def downgrade():
     with op.batch_alter_table('call_reratings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_call_reratings_tenant_id'))
     op.drop_table('call_reratings')
+    op.drop_index('ix_calls_rating_error', table_name='calls')
     op.drop_index('ix_calls_tenant_started', table_name='calls')

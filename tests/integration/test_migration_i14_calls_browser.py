@@ -39,6 +39,7 @@ def upgrade_with_calls(uri):
 
 def _check(indexes, ordered, runs):
     assert indexes["ix_calls_tenant_started"] == ["tenant_id", "started_at", "id"]
+    assert indexes["ix_calls_rating_error"] == ["started_at", "id"]
     assert ordered == [(3, ""), (1, ""), (2, "no rate for 4420")]
     assert runs == [("call-rerate-x", "queued")]
 

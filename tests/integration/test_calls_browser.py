@@ -488,3 +488,41 @@ def test_the_embedded_sqlite_database_merges_the_tenants_the_same_way(tmp_path):
         db.session.rollback()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_two_re_rates_of_one_call_racing_charge_it_once(app, world, new_client, login, priced, monkeypatch):
+    import threading
+    from types import SimpleNamespace
+
+    from app.rating import rerate
+
+    fr = add_call(world.account_a, "33142", 60, DAY)
+    rate([fr], world.a.id)
+    open_country(world.account_a, "FR")
+    before = balance(world.account_a.id)
+    real, barrier = rerate.rerate_calls, threading.Barrier(2)
+
+    def synchronised(ids):
+        barrier.wait(timeout=10)              # both requests clear and rate the call together
+        return real(ids)
+
+    monkeypatch.setattr(rerate, "rerate_calls", synchronised)
+    results = [None, None]
+    owner_login = SimpleNamespace(id=world.owner_a.id)
+
+    def submit(i):
+        try:
+            with app.app_context():
+                results[i] = login(new_client(), owner_login).post(f"/reseller/calls/{fr}/rerate").status_code
+        except BaseException as e:  # shown by the assertion below
+            results[i] = repr(e)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [303, 303], results
+    assert call_entries(world.account_a.id) == [(f"call:{fr}", Decimal("-1.2000"))]
+    assert balance(world.account_a.id) == before - Decimal("1.20")
+    assert call(fr).rating_error == "" and call(fr).cost == Decimal("1.2000")

@@ -255,6 +255,8 @@ def resolve(cq: CallQuery) -> Resolved:
 def where_clauses(cq: CallQuery, resolved: Resolved) -> list:
     start, end = cq.bounds
     clauses = [Call.started_at >= start, Call.started_at < end]
+    if cq.reseller:             # narrower than the scope, which the scope hook adds to every statement
+        clauses.append(Call.tenant_id.in_(resolved.tenant_ids))
     if resolved.account_id is not None:
         clauses.append(Call.account_id == resolved.account_id)
     if cq.destination:
@@ -294,13 +296,11 @@ def _keys(clauses, resolved: Resolved, *, after=None, before=None, ascending=Fal
     def branch(*extra):
         return select(Call.started_at, Call.id).where(*clauses, *keyset, *extra).order_by(*order).limit(limit)
 
-    if resolved.account_id is not None or len(resolved.tenant_ids) <= 1 or rare:
-        tenant = [Call.tenant_id == resolved.tenant_ids[0]] if (
-            resolved.account_id is None and len(resolved.tenant_ids) == 1) else []
-        if rare and len(resolved.tenant_ids) > 1 and resolved.account_id is None:
-            tenant = [Call.tenant_id.in_(resolved.tenant_ids)]
-        if resolved.account_id is None and not resolved.tenant_ids:
-            return []
+    if not resolved.tenant_ids:
+        return []
+    if resolved.account_id is not None or len(resolved.tenant_ids) == 1 or rare:
+        # One range (an account's, or the only tenant's), or a rare filter: one statement.
+        tenant = [Call.tenant_id == resolved.tenant_ids[0]] if len(resolved.tenant_ids) == 1 else []
         return [tuple(r) for r in db.session.execute(branch(*tenant))]
     if db.session.get_bind().dialect.name == "postgresql":
         # One statement of constant shape however many tenants (compiled once, cached): per
@@ -412,16 +412,8 @@ def figures(cq: CallQuery, resolved: Resolved) -> Figures:
                func.coalesce(func.sum(case((answered, Call.billsec), else_=0)), 0),
                func.count(case((Call.rated_at.is_(None), 1))),
                func.count(case((Call.rating_error != "", 1))))
-        .where(*where_clauses(cq, resolved), *_tenant_clause(cq, resolved))).one()
+        .where(*where_clauses(cq, resolved))).one()
     return Figures(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
-
-
-def _tenant_clause(cq: CallQuery, resolved: Resolved) -> list:
-    """The reseller filter as a WHERE (the page query merges the tenants' ranges instead; the
-    scope hook adds the scope itself to every statement)."""
-    if cq.reseller and resolved.account_id is None:
-        return [Call.tenant_id.in_(resolved.tenant_ids)]
-    return []
 
 
 # -- CSV ------------------------------------------------------------------------------------------

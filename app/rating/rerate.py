@@ -111,8 +111,6 @@ def start_rerating(cq: "browser.CallQuery", *, tenant_id: int, all_tenants: bool
 
 def _matching(cq, resolved, after_id: int, limit: int) -> list[int]:
     clauses = browser.where_clauses(cq, resolved) + [browser.needs_rating_clause()]
-    if cq.reseller and resolved.account_id is None:
-        clauses.append(Call.tenant_id.in_(resolved.tenant_ids))
     return list(db.session.execute(
         select(Call.id).where(*clauses, Call.id > after_id).order_by(Call.id).limit(limit)).scalars())
 
@@ -120,8 +118,6 @@ def _matching(cq, resolved, after_id: int, limit: int) -> list[int]:
 def count_needing(cq, resolved) -> int:
     """How many calls of the filter are unrated or carry a rating error."""
     clauses = browser.where_clauses(cq, resolved) + [browser.needs_rating_clause()]
-    if cq.reseller and resolved.account_id is None:
-        clauses.append(Call.tenant_id.in_(resolved.tenant_ids))
     return db.session.execute(select(func.count()).select_from(Call).where(*clauses)).scalar_one()
 
 

@@ -97,6 +97,10 @@ def test_the_admin_can_narrow_to_one_reseller_and_its_sub_resellers(world, admin
     add_call(world.account_b, "4422", 30, DAY)
     assert set(listed(admin.get(ADMIN, query_string={**RANGE, "reseller": world.a.id}))) == {mine, sub}
     assert listed(admin.get(ADMIN, query_string={**RANGE, "reseller": world.a_sub.id})) == [sub]
+    # Both filters hold together: A's account under reseller B lists nothing.
+    both = {**RANGE, "reseller": world.b.id, "account": world.account_a.account_number}
+    assert listed(admin.get(ADMIN, query_string=both)) == []
+    assert figure(figures_of(admin, ADMIN, **both), "attempts") == "0"
 
 
 def test_a_reseller_cannot_filter_on_another_resellers_tenant_or_account(world, owner):

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, flash, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
+from app.accounts.models import Account
 from app.calls import browser
 from app.calls.models import Call
 from app.extensions import db
@@ -114,8 +116,8 @@ def register(bp, portal: str) -> None:
         elif call.rated_at is None:
             message, category = f"Call {call.id} is being rated elsewhere; look again in a moment.", "info"
         else:
-            message, category = f"Call {call.id} rated: {call.cost if call.cost is not None else 0} charged.", \
-                "success"
+            currency = db.session.execute(select(Account.currency).where(Account.id == call.account_id)).scalar()
+            message, category = f"Call {call.id} rated: {call.cost or 0} {currency} charged.", "success"
         db.session.commit()
         flash(message, category)
         return redirect(_back(portal), code=303)

@@ -93,7 +93,7 @@ def test_re_rate_one_call_after_opening_its_country(world, calls, page, browser_
     expect(rows(page)).to_have_count(1)
     open_fr(world, calls["plan"])
     rows(page).first.get_by_role("button", name="Re-rate").click()
-    expect(page.locator(".flash.success")).to_contain_text(f"Call {calls['fr']} rated: 1.9000 charged.")
+    expect(page.locator(".flash.success")).to_contain_text(f"Call {calls['fr']} rated: 1.9000 USD charged.")
     expect(rows(page)).to_have_count(0)                                      # the filter kept: no error left
     shot(page, "calls-browser-rerated")
 

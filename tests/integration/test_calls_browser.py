@@ -325,6 +325,7 @@ def test_after_the_cause_is_fixed_a_re_rate_charges_the_call_once(world, owner, 
     open_country(world.account_a, "FR")
     resp = owner.post(f"/reseller/calls/{fr}/rerate", data={"next": "https://evil.example/"})
     assert resp.headers["Location"] == LIST                                   # only back to the list
+    assert f"Call {fr} rated: 1.2000 USD charged.".encode() in owner.get(LIST).data
     c = call(fr)
     assert c.rating_error == "" and c.cost == Decimal("1.2000") and c.country == "FR"
     assert call_entries(world.account_a.id) == [(f"call:{fr}", Decimal("-1.2000"))]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Integer, and_, bindparam, case, func, or_, select, true, tuple_, union_all
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, true, tuple_, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.accounts.models import Account
@@ -330,16 +330,14 @@ def load_rows(ids: list[int]) -> list:
     """The listed columns of these calls, in the order given (plain rows, not ORM objects)."""
     if not ids:
         return []
+    if db.session.get_bind().dialect.name == "postgresql":
+        wanted = Call.id == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))   # one parameter
+    else:
+        wanted = Call.id.in_(ids)
     by_id = {r.id: r for r in db.session.execute(
         select(*LISTED).select_from(Call).join(Account, Account.id == Call.account_id)
-        .join(Tenant, Tenant.id == Call.tenant_id).where(Call.id.in_(ids)))}
+        .join(Tenant, Tenant.id == Call.tenant_id).where(wanted))}
     return [by_id[i] for i in ids if i in by_id]
-
-
-def status_of(row) -> str:
-    if row.rated_at is None:
-        return "unrated"
-    return "error" if row.rating_error else "rated"
 
 
 def _rare(cq: CallQuery) -> bool:
@@ -431,11 +429,15 @@ def export_batch(cq: CallQuery, resolved: Resolved, after: tuple[datetime, int] 
     """One batch of the export, oldest first: (CSV text, the key to continue after, or None)."""
     keys = _keys(where_clauses(cq, resolved), resolved, before=after, ascending=True, limit=limit, rare=_rare(cq))
     rows = load_rows([k[1] for k in keys])
+    # Rows unpacked, not read by attribute (a Row's attribute goes through a failed type lookup
+    # first, and the export reads a million of them).
     text = _csv_text(
-        (r.id, r.started_at.isoformat(sep=" "), r.answered_at.isoformat(sep=" ") if r.answered_at else "",
-         _safe_cell(r.reseller), r.account_number, _safe_cell(r.account_name), r.extension, r.destination, r.country, r.disposition,
-         r.billsec, r.charged_seconds, r.bundle_seconds, "" if r.cost is None else str(r.cost), r.currency,
-         status_of(r), r.rating_error, r.server, r.uniqueid) for r in rows)
+        (call_id, started.isoformat(sep=" "), answered.isoformat(sep=" ") if answered else "",
+         _safe_cell(reseller), number, _safe_cell(name), extension, destination, country, disposition,
+         billsec, charged, bundle, "" if cost is None else str(cost), currency,
+         "unrated" if rated_at is None else "error" if error else "rated", error, server, uniqueid)
+        for (call_id, _, _, started, answered, extension, destination, country, disposition, billsec, charged,
+             bundle, cost, rated_at, error, server, uniqueid, number, name, currency, reseller) in rows)
     return text, (keys[-1] if len(keys) == limit else None)
 
 

@@ -531,3 +531,17 @@ def test_two_re_rates_of_one_call_racing_charge_it_once(app, world, new_client, 
     assert call_entries(world.account_a.id) == [(f"call:{fr}", Decimal("-1.2000"))]
     assert balance(world.account_a.id) == before - Decimal("1.20")
     assert call(fr).rating_error == "" and call(fr).cost == Decimal("1.2000")
+
+
+def test_without_redis_the_re_rating_runs_in_process(app, world, owner, priced):
+    fr = add_call(world.account_a, "33142", 60, DAY)
+    rate([fr], world.a.id)
+    open_country(world.account_a, "FR")
+    redis_url, app.config["REDIS_URL"] = app.config["REDIS_URL"], None
+    try:
+        resp = owner.post("/reseller/calls/rerate", data={**RANGE, "rating": "error"})
+        page = owner.get(resp.headers["Location"])
+        assert b"Done: 1 call rated, 1 charged; 0 still with a rating error." in page.data
+    finally:
+        app.config["REDIS_URL"] = redis_url
+    assert call_entries(world.account_a.id) == [(f"call:{fr}", Decimal("-1.2000"))]

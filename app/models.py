@@ -14,6 +14,7 @@ from app.notifications.models import Notification  # noqa: F401
 from app.payments.models import Payment, StripeSettings, WebhookEvent  # noqa: F401
 from app.logins.preferences import UserPreference  # noqa: F401
 from app.rating.imports import RateImport  # noqa: F401
+from app.rating.rerate import CallRerating  # noqa: F401
 from app.rating.models import Rate, RateSheet  # noqa: F401
 from app.settings import PlatformSetting  # noqa: F401
 from app.logins.models import User  # noqa: F401

@@ -1,7 +1,8 @@
 """Rating jobs: pending CDRs into the ledger, rate-deck imports. Thin: scope, domain, commit.
 
 `rate_pending_calls` picks up every call the AMI watcher stored but could not rate at once
-(a crash between the CDR and its rating, a rating error that was fixed...). It is started by
+(a crash between the CDR and its rating...). A call rated with an error counts as rated: it is
+rated again only by a re-rate (`rerate_matching_calls`, started from the calls browser). It is started by
 the cron process every minute with a deterministic job id per minute (`enqueue_rating`), and a
 second run changes nothing: calls are locked while rated and rated calls are never taken again.
 """
@@ -80,3 +81,11 @@ def import_rate_deck(import_id: int) -> dict:
     from app.rating.imports import run_import
 
     return run_import(import_id)
+
+
+@in_app_context
+def rerate_matching_calls(run_id: int) -> dict:
+    """Re-rate every call of one CallRerating run (app.rating.rerate.run_rerating); progress in the job meta."""
+    from app.rating.rerate import run_rerating
+
+    return run_rerating(run_id)

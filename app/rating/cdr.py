@@ -20,7 +20,8 @@ Rules where the issue was silent (docs/rating-database.md):
   (only destinations of at most 8 characters, or not all digits, are looked up);
 - a call with a rating_error (no plan, no rate sheet, sheet and account in different
   currencies, no rate for the destination, country not opened) is marked rated, costs 0 and
-  charges nothing: the AMI watcher should have refused it; reports show it as an error;
+  charges nothing: the AMI watcher should have refused it; reports show it as an error; once
+  its cause is fixed the calls browser re-rates it (app/rating/rerate.py, same ledger key);
 - bundle periods are calendar months (UTC) of the call's start, like the watcher's;
 - buy_cost is the full call at the buy sheet (the reseller pays its parent for bundle
   minutes too); NULL without a buy sheet, with one in another currency than the account's,

@@ -381,3 +381,17 @@ def set_buy_sheet(child: Tenant, parent_id: int, sheet_id: int | None) -> None:
         audit.record("tenant.buy_rate_sheet", child, old=child.buy_rate_sheet_id, new=sheet_id or None)
         child.buy_rate_sheet_id = sheet_id or None
         db.session.flush()
+
+
+def countries_without_rates(sheet_id: int | None, countries) -> list[str]:
+    """The countries (ISO codes) among `countries` that have no row in the sheet, sorted.
+
+    The rating engine opens a call by the country of the rate row its destination matches:
+    a country opened by a plan whose sheet has no row for it can never be rated (every call
+    there is "no rate for ..." or rated under another country). The wizard warns about these."""
+    wanted = sorted({c for c in countries if c})
+    if not sheet_id or not wanted:
+        return []
+    have = set(db.session.execute(
+        select(Rate.country).where(Rate.rate_sheet_id == sheet_id, Rate.country.in_(wanted)).distinct()).scalars())
+    return [c for c in wanted if c not in have]

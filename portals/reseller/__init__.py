@@ -13,3 +13,7 @@ from portals.reseller import accounts_list  # noqa: E402,F401
 from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
 from portals.reseller import rates, reports  # noqa: E402,F401
 from portals.reseller import account_profile, in_use, orders, payments, settings  # noqa: E402,F401
+
+from portals import calls as _calls  # noqa: E402
+
+_calls.register(bp, "reseller")

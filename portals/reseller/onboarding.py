@@ -5,6 +5,8 @@ step 2's values back the same way, so nothing typed is lost in either direction 
 wizards in two tabs never mix. Works as plain forms; with htmx each step swaps into #main.
 The final submit calls app.billing.onboarding.onboard() and commits once.
 """
+import re
+
 from flask import flash, make_response, redirect, request, session, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -16,6 +18,7 @@ from app.billing.onboarding import BasicInfo, PlanTerms, onboard
 from app.conflicts import FieldError
 from app.extensions import db
 from app.rating.models import RateSheet
+from app.rating.sheets import countries_without_rates
 from app.web import is_htmx, render
 from portals.account_forms import STEP1_FIELDS, Step1Form, Step2Form, amount
 from portals.reseller import bp
@@ -97,10 +100,45 @@ def _render_step1(form1, status=200, keep_step2=False, message=None):
                   message=message, title="New account · basic info")
 
 
+def coverage_warning(sheet_id, countries) -> str | None:
+    """A warning (never an error) when a country opened by the plan has no row in the chosen
+    rate sheet of this reseller: its calls would all get a rating error."""
+    from portals.account_forms import COUNTRY_NAMES
+
+    try:
+        sheet_id = int(sheet_id or 0)
+    except (TypeError, ValueError):
+        return None
+    sheet = db.session.execute(select(RateSheet).where(
+        RateSheet.id == sheet_id, RateSheet.tenant_id == current_user.tenant_id)).scalar_one_or_none() if sheet_id else None
+    if sheet is None:
+        return None
+    missing = countries_without_rates(sheet.id, [c for c in countries if c in COUNTRY_NAMES])
+    if not missing:
+        return None
+    names = ", ".join(f"{COUNTRY_NAMES[c]} ({c})" for c in missing)
+    return (f"Rate sheet “{sheet.name}” has no prefix for {names}. Calls there will not be rated (they show a "
+            f"rating error in Calls) until you add rates for {'it' if len(missing) == 1 else 'them'} to the sheet; "
+            f"then re-rate them from Calls.")
+
+
+def _form_countries(form2) -> list[str]:
+    return [row.country.data for row in form2.countries if row.country.data]
+
+
 def _render_step2(form1, form2, status=200, message=None):
+    warning = coverage_warning(form2.rate_sheet_id.data, _form_countries(form2))
     return render("reseller/account_new_step2.html", status=status, form=form2, form1=form1,
-                  hidden=hidden_fields(names=set(STEP1_FIELDS)), message=message,
+                  hidden=hidden_fields(names=set(STEP1_FIELDS)), message=message, coverage=warning,
                   title="New account · service plan")
+
+
+@bp.get("/accounts/new/coverage")
+def account_new_coverage():
+    """The wizard's warning alone (htmx, when the rate sheet or a country changes)."""
+    countries = [v for k, v in request.args.items(multi=True) if re.fullmatch(r"countries-\d+-country", k)]
+    return render("reseller/_coverage_warning.html", coverage=coverage_warning(request.args.get("rate_sheet_id"),
+                                                                                countries))
 
 
 def _template(template_id) -> AccountTemplate | None:
@@ -181,11 +219,14 @@ def account_new_plan():
             return _render_step2(form1, form2, status=422, message=e.message if e.field == "countries" else None)
         return _render_step2(form1, form2, status=409, message=e.message)
     account_id, number = done.account.id, done.account.account_number
+    warning = coverage_warning(terms.rate_sheet_id, [c for c, _ in terms.countries])
     db.session.commit()
     if done.password:
         # Shown once on the account page, never stored in clear.
         session["new_portal_password"] = {"account_id": account_id, "password": done.password}
     flash(f"Account {number} created. The welcome email is on its way.", "success")
+    if warning:
+        flash(warning, "warning")
     url = url_for("reseller.account_detail", account_id=account_id)
     if is_htmx():
         resp = make_response("", 200)

@@ -189,6 +189,34 @@ def _payment_id(owner):
     return payment.id
 
 
+@register_factory("call_id")
+def _call_id(owner):
+    """A call of the owner's account, rated with an error (the one a re-rate would change)."""
+    from datetime import datetime
+
+    from app.calls.models import Call
+
+    call = Call(tenant_id=owner.tenant.id, account_id=owner.account.id, server="isolation-pbx",
+                uniqueid=f"iso.{next(_serial)}", destination="33142", started_at=datetime(2025, 5, 10, 12),
+                billsec=30, disposition="ANSWERED", rated_at=datetime(2025, 5, 10, 12, 1),
+                rating_error="FR (prefix 33) is not opened by the plan")
+    db.session.add(call)
+    db.session.flush()
+    return call.id
+
+
+@register_factory("rerating_id")
+def _rerating_id(owner):
+    """A finished "re-rate every unrated call of the filter" run of the owner's tenant."""
+    from app.rating.rerate import CallRerating
+
+    run = CallRerating(tenant_id=owner.tenant.id, job_id=f"call-rerate-isolation-{next(_serial)}",
+                       filters={}, status="done", message="Done.")
+    db.session.add(run)
+    db.session.flush()
+    return run.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

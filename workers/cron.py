@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import periodic, rating, switch_cdrs
+from workers import billing, periodic, rating, switch_cdrs
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -15,3 +15,8 @@ cron.register(rating.enqueue_rating, queue_name="default", cron="* * * * *", nam
 # Calls that ended while no watcher followed the switch, from its own CDRs (docs/asterisk.md).
 cron.register(switch_cdrs.enqueue_switch_reconcile, queue_name="default", cron="* * * * *",
               name="reconcile-switch-cdrs")
+
+# Billing cycle (docs/billing-cycle.md): every 10 minutes, one run per tenant and current period
+# (autorefill, then users, numbers and extras); job ids charge-run-<tenant>-<period>, unique.
+# A period starts at midnight in each account's own time zone, hence the short interval.
+cron.register(billing.enqueue_period_runs, queue_name="default", cron="*/10 * * * *", name="billing-period-runs")

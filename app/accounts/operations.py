@@ -134,8 +134,11 @@ def _move_portal_login(account: Account, email: str) -> None:
         login.email = email
 
 
-def set_account_status(account: Account, action: str, *, version=None) -> str:
-    """Enable, disable or suspend at once (the AMI policy reads the status on every new call)."""
+def set_account_status(account: Account, action: str, *, version=None, reason: str = "") -> str:
+    """Enable, disable or suspend at once (the AMI policy reads the status on every new call).
+
+    `reason` is kept with a suspension the billing cycle makes ("unpaid recurring charges"):
+    the cycle lifts only a suspension that carries its own reason. Any manual change clears it."""
     from app.conflicts import FieldError
 
     if action not in STATUS_ACTIONS:
@@ -145,12 +148,19 @@ def set_account_status(account: Account, action: str, *, version=None) -> str:
     if version is not None:
         check_version(account, version)
     new = STATUS_ACTIONS[action]
+    reason = (reason or "")[:80] if new == "suspended" else ""
     if account.status == new:
+        if account.status_reason and not reason:
+            account.status_reason = ""     # a manual suspension replaces the cycle's
+            flush_versioned()
         return new
-    old, account.status = account.status, new
+    old, account.status, account.status_reason = account.status, new, reason
     flush_versioned()
+    details = {"old": old, "new": new}
+    if reason:
+        details["reason"] = reason
     audit.record({"enable": "account.enabled", "disable": "account.disabled", "suspend": "account.suspended"}[action],
-                 account, old=old, new=new)
+                 account, **details)
     live.announce(account.account_number)   # the watchers hang up its live calls (or admit again)
     return new
 

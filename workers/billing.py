@@ -65,7 +65,7 @@ def charge_period(tenant_id: int, key: str, batch_size: int = 200, pause: float 
                     time.sleep(pause)
         finished = cycle.finish_run(plan)
         run = cycle.run_of(tenant_id, key)
-        summary = {"run_id": run.id, "period": key, "finished": finished,
+        summary = {"run_id": run.id, "period": key, "finished": finished, "this_job": done,
                    **{o: getattr(run, o) for o in cycle.OUTCOMES}}
         db.session.commit()
     if summary["failed"]:

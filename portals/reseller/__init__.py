@@ -13,3 +13,4 @@ from portals.reseller import accounts_list  # noqa: E402,F401
 from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
 from portals.reseller import rates, reports  # noqa: E402,F401
 from portals.reseller import account_profile  # noqa: E402,F401
+from portals.reseller import account_extras  # noqa: E402,F401

@@ -44,11 +44,18 @@ def charge_period(tenant_id: int, key: str, batch_size: int = 200, pause: float 
     moment = datetime.fromisoformat(now) if now else None
     with tenant_scope(tenant_id, descendants=False):
         plan = cycle.start_run(tenant_id, key, moment)
+        total = cycle.remaining(plan)
+        run = cycle.run_of(tenant_id, key)
+        if total == 0 and run.finished_at is not None:
+            # A later tick of a finished run: nothing new (no account whose period started since).
+            summary = {"run_id": run.id, "period": key, "finished": True, "this_job": 0,
+                       **{o: getattr(run, o) for o in cycle.OUTCOMES}}
+            db.session.commit()
+            return summary
+        cycle.begin_pass(plan)
         db.session.commit()
         failed: set[int] = set()
         done = 0
-        total = cycle.remaining(plan)
-        db.session.commit()
         for skip_locked in (True, False):
             after = 0
             while True:

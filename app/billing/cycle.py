@@ -225,7 +225,7 @@ def _insert(session):
 
 
 def start_run(tenant_id: int, key: str, now: datetime | None = None) -> RunPlan:
-    """Create (or resume) the tenant's run for `key`. Flushes."""
+    """Create the tenant's run for `key` (or find it) and say which accounts it takes. Flushes."""
     now = now or datetime.now(timezone.utc)
     targets_of_key(key)                       # refuse a malformed key before writing
     session = db.session
@@ -234,11 +234,15 @@ def start_run(tenant_id: int, key: str, now: datetime | None = None) -> RunPlan:
                     .on_conflict_do_nothing(index_elements=["tenant_id", "period"]))
     run = session.execute(select(ChargeRun).where(ChargeRun.tenant_id == tenant_id, ChargeRun.period == key)
                           .execution_options(populate_existing=True)).scalar_one()
-    session.execute(update(ChargeRun).where(ChargeRun.id == run.id)
-                    .values(passes=ChargeRun.passes + 1, heartbeat_at=utcnow(), finished_at=None)
-                    .execution_options(synchronize_session=False))
     condition, periods = _run_condition(tenant_id, key, now)
     return RunPlan(run.id, tenant_id, key, condition, periods)
+
+
+def begin_pass(plan: RunPlan) -> None:
+    """A pass of the run starts (there is something to do): counted, no longer finished."""
+    db.session.execute(update(ChargeRun).where(ChargeRun.id == plan.run_id)
+                       .values(passes=ChargeRun.passes + 1, heartbeat_at=utcnow(), finished_at=None)
+                       .execution_options(synchronize_session=False))
 
 
 @dataclass

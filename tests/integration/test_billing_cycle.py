@@ -51,6 +51,7 @@ def test_a_period_run_charges_users_numbers_and_extras_once(app, make_tenant):
     again = _run(tenant)
     assert ledger_rows() == rows and account(a).balance == before - Decimal("34.00")
     assert again["charged"] == 1 and again["skipped"] == 0      # done accounts are not taken again
+    assert again["this_job"] == 0 and again["run_id"] == summary["run_id"] and again["finished"]
     with unscoped():
         assert balance_mismatches() == []
 
@@ -311,3 +312,16 @@ def test_a_period_key_that_is_not_one_is_refused(app, make_tenant):
     tenant = _ids(make_tenant())
     with pytest.raises(ValueError):
         _run(tenant, key="2027-1")
+
+
+def test_the_cron_table_runs_the_period_runs_every_ten_minutes(app):
+    from rq.cron import CronScheduler
+
+    from workers import billing
+
+    scheduler = CronScheduler(connection=jobs.redis_connection(app))
+    scheduler.load_config_from_file("workers.cron")
+    entries = {j.func.__name__: j for j in scheduler._cron_jobs}
+    entry = entries["enqueue_period_runs"]
+    assert entry.func.__module__ == billing.__name__ and entry.cron == "*/10 * * * *"
+    assert {"check_ledgers", "enqueue_rating", "enqueue_switch_reconcile"} <= set(entries)

@@ -143,9 +143,13 @@ def enqueue_period_runs(now: str | None = None) -> list[str]:
                                           .distinct().order_by(Account.tenant_id)).scalars())
     queued = []
     for tenant_id in tenants:
-        with tenant_scope(tenant_id, descendants=False):
-            keys = due_run_keys(tenant_id, moment)
-        for key in keys:
-            queued.append(enqueue_run(tenant_id, key, **({"now": now} if now else {})))
+        try:
+            with tenant_scope(tenant_id, descendants=False):
+                keys = due_run_keys(tenant_id, moment)
+            for key in keys:
+                queued.append(enqueue_run(tenant_id, key, **({"now": now} if now else {})))
+        except Exception:              # one tenant's trouble does not hold the others back
+            log.exception("billing runs of tenant %s not queued", tenant_id)
+            db.session.rollback()
     db.session.commit()
     return queued

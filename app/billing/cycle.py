@@ -27,6 +27,7 @@ same run share the accounts instead of waiting; a second, blocking pass picks up
 transaction held. A killed worker loses only its uncommitted batch; the next run skips what
 is marked. Flush, never commit: the job (workers/billing.py) commits once per batch.
 """
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timezone
 from decimal import Decimal
@@ -46,6 +47,8 @@ from app.extensions import db
 from app.money import MONEY_SCALE
 from tenants.mixins import AccountOwned, TenantOwned
 from tenants.models import utcnow
+
+log = logging.getLogger(__name__)
 
 REASON_UNPAID = "unpaid recurring charges"
 REASON_CREDIT_LIMIT = "credit limit exceeded"
@@ -217,7 +220,14 @@ def due_run_keys(tenant_id: int, now: datetime | None = None) -> list[str]:
     combos = db.session.execute(
         select(Account.timezone, Account.billing_schedule, Account.billing_day)
         .where(Account.tenant_id == tenant_id, Account.status != "closed").distinct()).all()
-    return sorted({current_period(tz, schedule, day, now).key for tz, schedule, day in combos})
+    keys = set()
+    for tz, schedule, day in combos:
+        try:
+            keys.add(current_period(tz, schedule, day, now).key)
+        except ValueError as e:     # a schedule or billing day no form could have saved
+            log.error("tenant %s: accounts with billing schedule %r day %r are not billed: %s",
+                      tenant_id, schedule, day, e)
+    return sorted(keys)
 
 
 def _insert(session):

@@ -21,6 +21,14 @@ def _ids(tenant):
     return SimpleNamespace(id=tenant.id)
 
 
+def _letter(account_id, kind):
+    from app.notifications.models import Notification
+
+    with unscoped():
+        return db.session.execute(select(Notification.body).where(Notification.account_id == account_id,
+                                                                  Notification.kind == kind)).scalars().first()
+
+
 def _run(tenant, key=NEXT, now=NEXT_NOW, **kw):
     return charge_period(tenant.id, key, now=now, **kw)
 
@@ -105,6 +113,8 @@ def test_a_prepaid_account_that_cannot_pay_owes_is_suspended_and_comes_back_with
     taken_sum, owed_sum = sum(c.amount for c in taken), sum(c.amount for c in owed)
     assert acct.balance == balance - taken_sum
     assert "charges_unpaid" in notifications(a)
+    body = _letter(a, "charges_unpaid")
+    assert f"${owed_sum:.2f} is owed" in body and "The account is suspended until they are paid" in body
     assert _run(tenant)["suspended"] == 1 and len(charges(a, "owed")) == len(owed)   # re-run: nothing new
 
     with tenant_scope(tenant.id):     # a manual credit that covers them
@@ -325,3 +335,16 @@ def test_the_cron_table_runs_the_period_runs_every_ten_minutes(app):
     entry = entries["enqueue_period_runs"]
     assert entry.func.__module__ == billing.__name__ and entry.cron == "*/10 * * * *"
     assert {"check_ledgers", "enqueue_rating", "enqueue_switch_reconcile"} <= set(entries)
+
+
+def test_an_account_with_an_impossible_billing_day_does_not_stop_the_other_runs(app, make_tenant):
+    t1, t2 = _ids(make_tenant()), _ids(make_tenant())
+    billed_account(t1)
+    bad = billed_account(t1)
+    good = billed_account(t2)
+    set_fields(bad, billing_day=31)
+    queued = enqueue_period_runs(now=NEXT_NOW)
+    assert queued == [run_job_id(t1.id, NEXT), run_job_id(t2.id, NEXT)]
+    run_jobs(app)
+    assert f"account:{good}:users:{NEXT}" in entries(good)
+    assert not any(k.endswith(NEXT) for k in entries(bad))

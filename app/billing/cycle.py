@@ -303,18 +303,115 @@ def charge_batch(plan: RunPlan, *, after_id: int = 0, batch_size: int = 200, ski
                                         ChargeRunAccount.account_id.in_(result.ids))).all())
     todo = [a for a in accounts if marks.get(a.id) in (None, "failed")]
     context = _batch_context([a.id for a in todo])
-    for account in todo:
-        period = plan.periods[account.billing_schedule]
-        try:
-            with session.begin_nested():
-                outcome = charge_account(account, period, plan.run_id, context)
-        except Exception as e:    # recorded, retried by the next run; the others go on
+    try:
+        # The whole batch at once: a few statements and one ledger.post_many for all of it.
+        with session.begin_nested():
+            result.outcomes = charge_accounts(todo, plan, context)
+    except Exception:
+        # Something failed: account by account (a savepoint each), to record the one that fails.
+        for account in todo:
             session.expire(account)
-            result.outcomes[account.id] = ("failed", f"{type(e).__name__}: {e}"[:255])
-        else:
-            result.outcomes[account.id] = (outcome, "")
+        result.outcomes = {}
+        for account in todo:
+            period = plan.periods[account.billing_schedule]
+            try:
+                with session.begin_nested():
+                    outcome = charge_account(account, period, plan.run_id, context)
+            except Exception as e:    # recorded, retried by the next run; the others go on
+                session.expire(account)
+                result.outcomes[account.id] = ("failed", f"{type(e).__name__}: {e}"[:255])
+            else:
+                result.outcomes[account.id] = (outcome, "")
     _mark(plan, result.outcomes, {a: o for a, o in marks.items() if o == "failed"})
     return result
+
+
+def charge_accounts(accounts, plan: RunPlan, context: dict) -> dict:
+    """`charge_account` for a whole batch of locked accounts, with the same rules and keys:
+    what is owed and what is taken is decided in Python from the locked balances, the charge
+    rows go in by one INSERT … ON CONFLICT DO NOTHING, the ledger entries (refills first) by
+    one `ledger.post_many`. Returns {account id: (outcome, "")}."""
+    session = db.session
+    ids = [a.id for a in accounts]
+    if not ids:
+        return {}
+    owing_ids = set(session.execute(select(RecurringCharge.account_id).where(
+        RecurringCharge.account_id.in_(ids), RecurringCharge.status == "owed").distinct()).scalars())
+    dues = {}
+    for a in accounts:
+        period = plan.periods[a.billing_schedule]
+        sp = context["plans"].get(a.id)
+        users = users_at(sp.users, context["changes"].get(a.id, []), utc_start(period.start, a.timezone)) if sp else 0
+        dues[a.id] = (period, due_charges(a, period, users=users, cost_per_user=sp.cost_per_user if sp else 0,
+                                          numbers=context["numbers"].get(a.id, []),
+                                          extras=context["extras"].get(a.id, [])))
+    keys = {f"account:{a}:refill:{p.key}" for a, (p, _) in dues.items()}
+    keys |= {d.ledger_key for _, due in dues.values() for d in due}
+    taken = set(map(tuple, session.execute(select(ledger.LedgerEntry.account_id, ledger.LedgerEntry.idempotency_key).where(
+        ledger.LedgerEntry.account_id.in_(ids), ledger.LedgerEntry.idempotency_key.in_(sorted(keys))))))
+    existing = set(map(tuple, session.execute(select(RecurringCharge.account_id, RecurringCharge.kind, RecurringCharge.item,
+                                          RecurringCharge.period).where(
+        RecurringCharge.account_id.in_(ids),
+        RecurringCharge.period.in_(sorted({p.key for p, _ in dues.values()}))))))
+    now = utcnow()
+    rows, refills, charges, state = [], [], [], {}
+    for a in accounts:
+        period, due = dues[a.id]
+        prepaid = a.billing_type == "prepaid"
+        balance = a.balance
+        target = money.to_decimal(a.initial_balance or 0)
+        refill_key = f"account:{a.id}:refill:{period.key}"
+        if prepaid and a.autorefill and target > 0 and balance < target and (a.id, refill_key) not in taken:
+            refills.append(ledger.Entry(a.id, target - balance, "refill", refill_key,
+                                        f"Autorefill to {money.format_money(target, a.currency)}, {period.key}"))
+            balance = target
+        owing = prepaid and a.id in owing_ids
+        charged = owed = 0
+        for d in due:
+            if (a.id, d.kind, d.item, period.key) in existing:
+                continue                                  # charged (or kept owed) before
+            if (a.id, d.ledger_key) in taken:
+                status = "covered"
+            elif prepaid and (owing or balance < d.amount):
+                status, owing, owed = "owed", True, owed + 1
+            else:
+                status, charged = "charged", charged + 1
+                balance -= d.amount
+                charges.append(((a.id, d.kind, d.item), ledger.Entry(a.id, -d.amount, LEDGER_KIND[d.kind],
+                                                                     d.ledger_key, d.description)))
+            rows.append({"tenant_id": a.tenant_id, "account_id": a.id, "kind": d.kind, "item": d.item,
+                         "period": period.key, "amount": d.amount, "description": d.description[:255],
+                         "ledger_key": d.ledger_key, "status": status, "run_id": plan.run_id, "created_at": now,
+                         "applied_at": now if status == "charged" else None})
+        state[a.id] = (charged, owed)
+    inserted = set()
+    if rows:
+        inserted = set(map(tuple, session.execute(
+            _insert(session)(RecurringCharge).values(rows)
+            .on_conflict_do_nothing(index_elements=["account_id", "kind", "item", "period"])
+            .returning(RecurringCharge.account_id, RecurringCharge.kind, RecurringCharge.item))))
+    # A row another transaction wrote meanwhile (an extra added at this moment) is theirs to charge.
+    ledger.post_many(refills + [e for key, e in charges if key in inserted])
+    outcomes = {}
+    for a in accounts:
+        charged, owed = state[a.id]
+        if owed:
+            total = owed_total(a.id)
+            if a.status == "active":
+                _suspend(a, REASON_UNPAID)
+                _notify(a, "charges_unpaid", total=total)
+                outcomes[a.id] = ("suspended", "")
+                continue
+            _notify(a, "charges_unpaid", total=total)
+            outcomes[a.id] = ("owed", "")
+            continue
+        if a.billing_type != "prepaid" and a.status == "active" and a.balance + a.credit_limit < 0:
+            _suspend(a, REASON_CREDIT_LIMIT)
+            _notify(a, "credit_limit_exceeded")
+            outcomes[a.id] = ("suspended", "")
+            continue
+        outcomes[a.id] = ("charged" if charged else "skipped", "")
+    return outcomes
 
 
 def _batch_context(account_ids: list[int]) -> dict:
@@ -347,12 +444,11 @@ def _mark(plan: RunPlan, outcomes: dict, failed_before: dict) -> None:
         return
     session = db.session
     now = utcnow()
-    insert = _insert(session)
-    for account_id, (outcome, reason) in outcomes.items():
-        stmt = insert(ChargeRunAccount).values(tenant_id=plan.tenant_id, account_id=account_id, run_id=plan.run_id,
-                                               outcome=outcome, reason=reason, updated_at=now)
-        session.execute(stmt.on_conflict_do_update(index_elements=["run_id", "account_id"],
-                                                   set_={"outcome": outcome, "reason": reason, "updated_at": now}))
+    stmt = _insert(session)(ChargeRunAccount).values([
+        {"tenant_id": plan.tenant_id, "account_id": account_id, "run_id": plan.run_id, "outcome": outcome,
+         "reason": reason, "updated_at": now} for account_id, (outcome, reason) in sorted(outcomes.items())])
+    session.execute(stmt.on_conflict_do_update(index_elements=["run_id", "account_id"], set_={
+        "outcome": stmt.excluded.outcome, "reason": stmt.excluded.reason, "updated_at": stmt.excluded.updated_at}))
     counts = {o: 0 for o in OUTCOMES}
     for account_id, (outcome, _) in outcomes.items():
         counts[outcome] += 1

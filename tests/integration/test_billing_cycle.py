@@ -348,3 +348,33 @@ def test_an_account_with_an_impossible_billing_day_does_not_stop_the_other_runs(
     run_jobs(app)
     assert f"account:{good}:users:{NEXT}" in entries(good)
     assert not any(k.endswith(NEXT) for k in entries(bad))
+
+
+@pytest.mark.parametrize("path", ["batch", "one_by_one"])
+def test_the_batch_and_the_account_by_account_paths_charge_alike(app, make_tenant, monkeypatch, path):
+    """A batch is charged at once (charge_accounts); after an error, account by account
+    (charge_account, a savepoint each). Both follow the same rules."""
+    from app.billing import cycle
+
+    if path == "one_by_one":
+        def fail(*a, **kw):
+            raise RuntimeError("force the account-by-account path")
+        monkeypatch.setattr(cycle, "charge_accounts", fail)
+    tenant = _ids(make_tenant())
+    rich = billed_account(tenant, users=2, cost_per_user="5.00", numbers=1, monthly="2.50", credit="100.00")
+    poor = billed_account(tenant, users=1, cost_per_user="40.00", credit="45.00")
+    refilled = billed_account(tenant, users=1, cost_per_user="10.00", credit="12.00", autorefill=True,
+                              initial_balance=Decimal("30.00"))
+    post = billed_account(tenant, users=1, cost_per_user="50.00", credit="0", billing_type="postpaid",
+                          credit_limit=Decimal("10.00"))
+    add_extra(tenant, rich, amount="1.00", period="weekly", start=date(2027, 1, 1))
+    before = {a: account(a).balance for a in (rich, poor, refilled, post)}
+    summary = _run(tenant)
+    assert (summary["charged"], summary["suspended"], summary["failed"]) == (2, 2, 0)
+    assert account(rich).balance == before[rich] - Decimal("10.00") - Decimal("2.50") - Decimal("5.00")
+    assert account(poor).balance == before[poor] and account(poor).status_reason == "unpaid recurring charges"
+    assert account(refilled).balance == Decimal("20.00")
+    assert account(post).balance == before[post] - Decimal("50.00")
+    assert account(post).status_reason == "credit limit exceeded"
+    with unscoped():
+        assert balance_mismatches() == []

@@ -5,6 +5,7 @@
 writes nothing and gets the first entry back. Invariant, for every account:
     account.balance == sum(ledger_entries.amount)
 """
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -121,6 +122,8 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     _expire_loaded_balance(session, account_id)
     # After commit, tell the AMI watchers: running calls' deadlines follow the new balance.
     live.announce(account_number)
+    if amount > 0:
+        credit_arrived(session, tenant_id, account_id, entry_id)
     return Posted(entry_id, amount, balance, created=True)
 
 
@@ -128,6 +131,22 @@ def _places(places: int | None) -> int | None:
     if places is not None and not (isinstance(places, int) and 0 <= places <= MONEY_SCALE):
         raise ValueError(f"a ledger amount keeps at most {MONEY_SCALE} decimal places")
     return places
+
+
+def credit_arrived(session, tenant_id: int, account_id: int, entry_id) -> None:
+    """Every credit (top-up, manual credit, payment, refill) passes here: if the account has
+    owed recurring charges, or the billing cycle suspended it, queue `apply_owed` for after
+    the commit (app/billing/cycle.py), keyed on this credit. Raw SQL: the ledger does not
+    import the billing package that imports it."""
+    waiting = session.execute(text(
+        "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"), {"a": account_id}).first()
+    if waiting is None:
+        reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
+        if not reason:
+            return
+    from app.jobs import enqueue
+
+    enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
 
 
 def _expire_loaded_balance(session, account_id):
@@ -269,6 +288,9 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     for account_id in moved:
         _expire_loaded_balance(session, account_id)
         live.announce(accounts[account_id].account_number)
+    credited = {a: key for _, a, amount, _, key, _, _ in rows if amount > 0 and (a, key) in created}
+    for account_id, key in sorted(credited.items()):   # rare: calls are debits
+        credit_arrived(session, accounts[account_id].tenant_id, account_id, f"k{zlib.crc32(key.encode())}")
     return created
 
 

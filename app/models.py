@@ -5,6 +5,8 @@ from app.calls.servers import AsteriskServer  # noqa: F401
 from app.audit import AuditEntry  # noqa: F401
 from app.billing.account_templates import AccountTemplate  # noqa: F401
 from app.billing.models import BundleUsage, PlanCountry, ServicePlan  # noqa: F401
+from app.billing.cycle import ChargeRun, ChargeRunAccount, RecurringCharge  # noqa: F401
+from app.billing.extras import Extra  # noqa: F401
 from app.billing.orders import Order  # noqa: F401
 from app.billing.plans import PlanName  # noqa: F401
 from app.calls.models import Call  # noqa: F401

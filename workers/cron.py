@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import periodic, rating, switch_cdrs, usage_reports
+from workers import billing, periodic, rating, switch_cdrs, usage_reports
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -19,3 +19,8 @@ cron.register(switch_cdrs.enqueue_switch_reconcile, queue_name="default", cron="
 # Automatic usage reports whose day, week or month has ended in the account's zone.
 cron.register(usage_reports.enqueue_usage_reports, queue_name="default", cron="5 * * * *",
               name="usage-reports")
+
+# Billing cycle (docs/billing-cycle.md): every 10 minutes, one run per tenant and current period
+# (autorefill, then users, numbers and extras); job ids charge-run-<tenant>-<period>, unique.
+# A period starts at midnight in each account's own time zone, hence the short interval.
+cron.register(billing.enqueue_period_runs, queue_name="default", cron="*/10 * * * *", name="billing-period-runs")

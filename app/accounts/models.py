@@ -41,6 +41,9 @@ class Account(AccountRecord, db.Model):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
 
     status: Mapped[str] = mapped_column(String(12), default="active")
+    # Why the account is suspended when the billing cycle did it ("" otherwise): such a
+    # suspension is lifted by itself once the cause is paid (app/billing/cycle.py).
+    status_reason: Mapped[str] = mapped_column(String(80), default="")
     billing_type: Mapped[str] = mapped_column(String(10), default="prepaid")
     # Changed only by app.ledger.post (one atomic UPDATE); never a form field.
     balance: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
@@ -51,6 +54,10 @@ class Account(AccountRecord, db.Model):
     email_alerts: Mapped[bool] = mapped_column(default=True)
     play_insufficient_credit: Mapped[bool] = mapped_column(default=True)
     invoice_day: Mapped[int] = mapped_column(default=1)
+    # Billing schedule (app/billing/schedule.py): monthly on billing_day (1-28) or daily,
+    # in the account's time zone.
+    billing_schedule: Mapped[str] = mapped_column(String(10), default="monthly")
+    billing_day: Mapped[int] = mapped_column(default=1)
     vat_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal("0"))
     vat_number: Mapped[str] = mapped_column(String(40), default="")
     expiry_mode: Mapped[str] = mapped_column(String(24), default="none")

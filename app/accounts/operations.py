@@ -182,7 +182,10 @@ def _reason(action: str, reason) -> str:
 
 def set_account_status(account: Account, action: str, *, version=None, reason: str | None = None) -> str:
     """Enable, disable or suspend at once (the AMI policy reads the status on every new call).
-    Disable and suspend need a reason, kept in the audit entry (the account's history)."""
+    Disable and suspend need a reason, kept in the audit entry (the account's history). A
+    suspension also keeps it on the account (`status_reason`, shown with the status): the billing
+    cycle lifts only a suspension that carries its own reason ("unpaid recurring charges"), so a
+    manual suspension, even of an account the cycle suspended, stays until someone lifts it."""
     from app.conflicts import FieldError
 
     if action not in STATUS_ACTIONS:
@@ -193,9 +196,13 @@ def set_account_status(account: Account, action: str, *, version=None, reason: s
     if version is not None:
         check_version(account, version)
     new = STATUS_ACTIONS[action]
+    kept = reason[:80] if new == "suspended" else ""
     if account.status == new:
+        if account.status_reason != kept:
+            account.status_reason = kept       # a manual suspension replaces the cycle's
+            flush_versioned()
         return new
-    old, account.status = account.status, new
+    old, account.status, account.status_reason = account.status, new, kept
     flush_versioned()
     details = {"old": old, "new": new}
     if reason:

@@ -128,3 +128,21 @@ def password_changed(account, login_email: str) -> Notification:
                            portal_url=_portal_url())
     return queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email,
                        kind="password_changed", subject="Your portal password was changed", body=body)
+
+
+BILLING_SUBJECTS = {
+    "charges_unpaid": "Account {number} suspended: recurring charges unpaid",
+    "credit_limit_exceeded": "Account {number} suspended: credit limit exceeded",
+    "reactivated": "Account {number} is active again",
+}
+
+
+def billing_notice(account, kind: str, **context) -> Notification:
+    """A billing-cycle event (app/billing/cycle.py): unpaid charges, credit limit, back again."""
+    if kind not in BILLING_SUBJECTS:
+        raise ValueError(f"unknown billing notice {kind!r}")
+    body = render_template(f"email/{kind}.txt", account=account, portal_url=_portal_url(), **context)
+    n = queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind=kind,
+                    subject=BILLING_SUBJECTS[kind].format(number=account.account_number), body=body)
+    audit.record(f"account.{kind}_notice_queued", account, notification_id=n.id)
+    return n

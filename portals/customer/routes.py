@@ -24,7 +24,9 @@ def dashboard():
     recent = db.session.execute(
         select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(5)
     ).scalars().all()
-    return render("customer/dashboard.html", account=account, entries=recent)
+    from app.billing.cycle import owed_charges
+
+    return render("customer/dashboard.html", account=account, entries=recent, owed=owed_charges(account.id))
 
 
 @bp.get("/account")

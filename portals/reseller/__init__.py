@@ -12,7 +12,7 @@ from portals.reseller import routes  # noqa: E402,F401
 from portals.reseller import accounts_list  # noqa: E402,F401
 from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
 from portals.reseller import rates, reports  # noqa: E402,F401
-from portals.reseller import account_profile, in_use, orders, payments, settings  # noqa: E402,F401
+from portals.reseller import account_profile, in_use, account_extras, orders, payments, settings  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 

@@ -49,3 +49,26 @@ def postgresql_schema(name: str):
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
+
+
+def insert_at_revision(model, **values):
+    """Insert one row of `model` into its table as it is at the database's current revision:
+    only the columns that exist there (reflected), the model's scalar defaults for the rest.
+    An ORM insert would name columns a later migration adds."""
+    from sqlalchemy import MetaData, Table
+
+    table = Table(model.__table__.name, MetaData(), autoload_with=db.session.connection())
+    row = {}
+    for column in table.columns:
+        if column.name in values:
+            row[column.name] = values[column.name]
+            continue
+        if column.computed is not None or column.primary_key:
+            continue
+        model_column = model.__table__.c.get(column.name)
+        default = getattr(model_column, "default", None) if model_column is not None else None
+        if default is not None and default.is_scalar:
+            row[column.name] = default.arg
+        elif default is not None and default.is_callable:
+            row[column.name] = default.arg({})
+    db.session.execute(table.insert().values(**row))

@@ -165,6 +165,20 @@ def _template_id(owner):
     return template.id
 
 
+@register_factory("extra_id")
+def _extra_id(owner):
+    from datetime import date
+    from decimal import Decimal
+
+    from app.billing.extras import Extra
+
+    extra = Extra(tenant_id=owner.tenant.id, account_id=owner.account.id, description="Support",
+                  amount=Decimal("5.00"), period="monthly", start_date=date(2026, 12, 1))
+    db.session.add(extra)
+    db.session.flush()
+    return extra.id
+
+
 @register_factory("login_id")
 def _login_id(owner):
     """Another portal login on the owner's account."""

@@ -3,7 +3,7 @@ contains-search finds them (PostgreSQL uses the index)."""
 from sqlalchemy import select, text
 
 from tests.conftest import require_service
-from tests.integration.migration_support import database_at, down_revision_of, postgresql_schema
+from tests.integration.migration_support import database_at, down_revision_of, insert_at_revision, postgresql_schema
 
 
 def upgrade_with_accounts(uri):
@@ -16,12 +16,10 @@ def upgrade_with_accounts(uri):
 
         step(down_revision_of("0004"))
         with unscoped():
-            tenant = Tenant(name="Acme", slug="acme", path="/1/")
-            db.session.add(tenant)
-            db.session.flush()
+            insert_at_revision(Tenant, id=1, name="Acme", slug="acme", path="/1/")
             for n, name in enumerate(("Harbour Cafe", "Nord Law", "Quay Dental")):
-                db.session.add(Account(tenant_id=tenant.id, account_number=f"100000000{n}", name=name,
-                                       email=f"a{n}@x.example"))
+                insert_at_revision(Account, tenant_id=1, account_number=f"100000000{n}", name=name,
+                                   email=f"a{n}@x.example")
             db.session.commit()
         step("0004")
         with unscoped():

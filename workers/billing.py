@@ -1,0 +1,155 @@
+"""Billing-cycle jobs (app/billing/cycle.py): the period runs and the owed charges after a credit.
+
+- `enqueue_period_runs` (cron, every 10 minutes): for every tenant with accounts, the period
+  keys current now; one `charge_period` job per tenant and key, job id
+  `charge-run-<tenant>-<key>`, `unique=True`: a doubled tick queues one job, and the database
+  keys stop a second effect anyway. A job that failed, or whose run stopped beating (a killed
+  worker: no batch committed for `BILLING_RUN_STALE_SECONDS`), is deleted and queued again:
+  the new run skips every account already marked done.
+- `charge_period(tenant, key)`: the run, one commit per batch of accounts.
+- `apply_owed(tenant, account)`: queued by app/ledger.py after a credit, keyed on the credit.
+Thin: open a scope, call the domain, commit.
+"""
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs import dispatch, queue, redis_connection, set_progress
+from workers.runner import in_app_context
+from tenants.models import utcnow
+from tenants.scope import tenant_scope, unscoped
+
+log = logging.getLogger(__name__)
+
+RUN_TIMEOUT = 4 * 3600          # seconds: a run of a big tenant outlives RQ's 180 s default
+STALE_SECONDS = 600             # a run without a committed batch for this long is taken as dead
+
+
+def run_job_id(tenant_id: int, key: str) -> str:
+    return f"charge-run-{tenant_id}-{key}"
+
+
+@in_app_context
+def charge_period(tenant_id: int, key: str, batch_size: int = 200, pause: float = 0.0,
+                  now: str | None = None) -> dict:
+    """Charge the tenant's accounts for the period `key`: batches committed one by one, first
+    skipping accounts another worker holds, then a pass that waits for them. `pause` (seconds
+    between batches) spares a busy database."""
+    from app.billing import cycle
+
+    moment = datetime.fromisoformat(now) if now else None
+    with tenant_scope(tenant_id, descendants=False):
+        plan = cycle.start_run(tenant_id, key, moment)
+        total = cycle.remaining(plan)
+        run = cycle.run_of(tenant_id, key)
+        if total == 0 and run.finished_at is not None:
+            # A later tick of a finished run: nothing new (no account whose period started since).
+            summary = {"run_id": run.id, "period": key, "finished": True, "this_job": 0,
+                       **{o: getattr(run, o) for o in cycle.OUTCOMES}}
+            db.session.commit()
+            return summary
+        cycle.begin_pass(plan)
+        db.session.commit()
+        failed: set[int] = set()
+        done = 0
+        for skip_locked in (True, False):
+            after = 0
+            while True:
+                result = cycle.charge_batch(plan, after_id=after, batch_size=batch_size, skip_locked=skip_locked,
+                                            exclude=failed)
+                db.session.commit()                    # one commit per batch
+                if not result.ids:
+                    break
+                failed |= {a for a, (o, _) in result.outcomes.items() if o == "failed"}
+                done += len(result.outcomes)
+                after = result.last_id
+                set_progress(done, total, period=key)
+                if pause:
+                    time.sleep(pause)
+        finished = cycle.finish_run(plan)
+        run = cycle.run_of(tenant_id, key)
+        summary = {"run_id": run.id, "period": key, "finished": finished, "this_job": done,
+                   **{o: getattr(run, o) for o in cycle.OUTCOMES}}
+        db.session.commit()
+    if summary["failed"]:
+        log.warning("charge run %s of tenant %s: %s account(s) failed", key, tenant_id, summary["failed"])
+    return summary
+
+
+@in_app_context
+def apply_owed(tenant_id: int, account_id: int) -> dict:
+    from app.billing.cycle import apply_owed as apply
+
+    with tenant_scope(tenant_id, descendants=False):
+        result = apply(account_id)
+        db.session.flush()             # inside the scope: new rows are stamped with it
+    return {"applied": result.applied, "left": result.left, "reactivated": result.reactivated}
+
+
+def enqueue_run(tenant_id: int, key: str, **kwargs) -> str:
+    """Queue the tenant's run for `key` under its deterministic id (unique); requeue it when
+    the job with that id failed or its run went stale (its worker died)."""
+    job_id = run_job_id(tenant_id, key)
+    app = current_app._get_current_object()
+    if not app.config.get("REDIS_URL"):
+        return dispatch(charge_period, tenant_id, key, job_id=job_id, **kwargs)
+    from rq.exceptions import DuplicateJobError, NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    q = queue(app)
+    for _ in range(2):
+        try:
+            return q.enqueue(charge_period, args=(tenant_id, key), kwargs=kwargs, job_id=job_id, unique=True,
+                             job_timeout=RUN_TIMEOUT).id
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=redis_connection(app))
+            except NoSuchJobError:
+                continue
+            status = job.get_status(refresh=True)
+            dead = status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+            if status == JobStatus.STARTED and _run_is_stale(tenant_id, key, app):
+                dead = True
+            if not dead:
+                return job_id          # queued, running or finished recently: nothing to do
+            log.warning("charge run %s: job %s was %s; queued again", key, job_id, status)
+            job.delete()
+    return job_id
+
+
+def _run_is_stale(tenant_id: int, key: str, app) -> bool:
+    from app.billing.cycle import run_of
+
+    stale = float(app.config.get("BILLING_RUN_STALE_SECONDS", STALE_SECONDS))
+    with tenant_scope(tenant_id, descendants=False):
+        run = run_of(tenant_id, key)
+    return (run is not None and run.finished_at is None
+            and run.heartbeat_at < utcnow() - timedelta(seconds=stale))
+
+
+@in_app_context
+def enqueue_period_runs(now: str | None = None) -> list[str]:
+    """The cron entry: one run per tenant and current period key (autorefill is part of it)."""
+    from app.accounts.models import Account
+    from app.billing.cycle import due_run_keys
+
+    moment = datetime.fromisoformat(now) if now else datetime.now(timezone.utc)
+    with unscoped():
+        tenants = list(db.session.execute(select(Account.tenant_id).where(Account.status != "closed")
+                                          .distinct().order_by(Account.tenant_id)).scalars())
+    queued = []
+    for tenant_id in tenants:
+        try:
+            with tenant_scope(tenant_id, descendants=False):
+                keys = due_run_keys(tenant_id, moment)
+            for key in keys:
+                queued.append(enqueue_run(tenant_id, key, **({"now": now} if now else {})))
+        except Exception:              # one tenant's trouble does not hold the others back
+            log.exception("billing runs of tenant %s not queued", tenant_id)
+            db.session.rollback()
+    db.session.commit()
+    return queued

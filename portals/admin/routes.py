@@ -7,6 +7,7 @@ from app.extensions import db
 from app.settings import get_int
 from app.logins.models import User
 from app.web import render
+from portals.dashboard import overview
 from portals.admin import bp
 from portals.forms import (LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm, create_login_from,
                            create_reseller_from)
@@ -26,7 +27,14 @@ def dashboard():
         "accounts": db.session.scalar(select(func.count()).select_from(Account)),
         "logins": db.session.scalar(select(func.count()).select_from(User)),
     }
-    return render("admin/dashboard.html", counts=counts)
+    from app.calls import in_use
+    from app.calls.servers import AsteriskServer
+
+    servers = db.session.execute(select(AsteriskServer).order_by(AsteriskServer.name)).scalars().all()
+    health = [(s, in_use.watcher_alive(s.name) if s.enabled else None) for s in servers]
+    return render("admin/dashboard.html", counts=counts, o=overview(), health=health,
+                  account_url=lambda a: url_for("admin.reseller_detail", tenant_id=a.tenant_id),
+                  orders_url=None, title="Platform")
 
 
 @bp.get("/resellers")

@@ -10,19 +10,18 @@ from app.logins.models import User
 from app.web import render
 from portals.access import owner_only
 from portals.forms import LoginCreateForm, ResellerForm, create_login_from, create_reseller_from
+from portals.dashboard import overview
 from portals.reseller import bp
 from tenants import Tenant, get_or_404
 
 
 @bp.get("/", endpoint="dashboard")
 def dashboard():
-    # Balances are never added across currencies: one figure per currency.
-    rows = db.session.execute(
-        select(Account.currency, func.count(Account.id), func.coalesce(func.sum(Account.balance), 0))
-        .group_by(Account.currency).order_by(func.count(Account.id).desc(), Account.currency)
-    ).all()
-    return render("reseller/dashboard.html", account_count=sum(r[1] for r in rows),
-                  balances=[(currency, count, total) for currency, count, total in rows],
+    # Balances are never added across currencies: one figure per currency (portals/dashboard.py).
+    o = overview()
+    return render("reseller/dashboard.html", o=o, account_count=sum(m.accounts for m in o["money"]),
+                  account_url=lambda a: url_for("reseller.account_detail", account_id=a.id),
+                  orders_url=url_for("reseller.orders"),
                   tenant=db.session.execute(select(Tenant).where(Tenant.id == current_user.tenant_id)).scalar_one())
 
 

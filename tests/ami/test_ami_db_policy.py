@@ -139,6 +139,27 @@ def test_a_call_that_ended_but_is_not_in_the_ledger_yet_still_holds_its_cost(app
     assert deadlines(app, account.account_number, [live("b", t0)], t0) == {"b": pytest.approx(t0 + 2, abs=1e-3)}
 
 
+def test_a_call_whose_record_is_already_charged_is_not_counted_twice(app, make_tenant, make_account):
+    # The race the three-answers test hit under load: a's record was written and charged (the
+    # balance now reads 1.00) while the watcher still lists a as ended-but-unbilled. Counting it
+    # again would leave b nothing (hung up at once); b must keep the 1.00 that is really left.
+    from app import ledger
+    from app.calls.models import Call
+
+    account, _ = calling_account(make_tenant, make_account, credit="2.00")
+    t0 = time.time()
+    with unscoped():
+        db.session.add(Call(tenant_id=account.tenant_id, account_id=account.id, server="pbx1", uniqueid="a",
+                            destination=UK, started_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                            billsec=1, disposition="ANSWERED", rated_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                            cost=Decimal("1.00")))
+        ledger.post(account.id, Decimal("-1.00"), "call", "call:race-a")
+        db.session.commit()
+    ended = LiveCall("a", "pbx1", "PJSIP/x-a", "a", "a", "", "x", UK, t0 - 3, t0 - 1.3, t0)
+    got = deadlines(app, account.account_number, [ended, live("b", t0)], t0)
+    assert got == {"b": pytest.approx(t0 + 1, abs=1e-3)}
+
+
 def test_deadlines_round_as_the_cdr_writer_at_the_resellers_call_charge_precision(app, make_tenant, make_account):
     """0.0010 of credit at 0.005/min per second. At 4 places (a new reseller) a second costs
     0.0001: the call may last 12 s and its record then costs exactly the credit. At the cent

@@ -166,6 +166,23 @@ class DatabasePolicy:
             return db.session.execute(
                 select(Account).where(Account.account_number == number)).scalar_one_or_none()
 
+    def _already_billed(self, ended: list[LiveCall]) -> set[tuple[str, str]]:
+        """(server, uniqueid) of these ended calls whose record is stored and rated (charged)."""
+        if not ended:
+            return set()
+        from sqlalchemy import and_, or_
+
+        from app.calls.models import Call
+        from app.extensions import db
+        from tenants.scope import unscoped
+
+        with unscoped():
+            rows = db.session.execute(
+                select(Call.server, Call.uniqueid).where(
+                    Call.rated_at.is_not(None),
+                    or_(*[and_(Call.server == c.server, Call.uniqueid == c.uniqueid) for c in ended]))).all()
+        return {(server, uniqueid) for server, uniqueid in rows}
+
     def charge_places(self, account) -> int:
         """Decimals the account's calls are rated at (its reseller's call charge precision, read
         fresh: the deadlines must round as the CDR writer will, or a prepaid balance could end
@@ -362,6 +379,11 @@ class DatabasePolicy:
         from app.rating.cost import call_cost
 
         out: dict[str, float | None] = {c.key: None for c in live_calls if c.ended is None}
+        # Ended calls whose record is already rated are in the balance read below: counting them
+        # as unbilled too would spend their cost twice and cut the others early. Asked BEFORE the
+        # balance: a record committed in between is then counted twice (a shorter deadline, the
+        # safe side), never not at all.
+        billed = self._already_billed([c for c in live_calls if c.ended is not None])
         account = self._account(number)
         if account is None:
             return out
@@ -381,6 +403,8 @@ class DatabasePolicy:
         # price and out of the bundle as well, which can only shorten the others' deadlines.
         unbilled = ZERO
         for call in live_calls:
+            if (call.server, call.uniqueid) in billed:
+                continue
             tariff = terms.tariff(call.destination) if call.ended is not None and call.answered else None
             if tariff is None or tariff is INTERNAL:
                 continue

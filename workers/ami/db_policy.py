@@ -166,22 +166,23 @@ class DatabasePolicy:
             return db.session.execute(
                 select(Account).where(Account.account_number == number)).scalar_one_or_none()
 
-    def _already_billed(self, ended: list[LiveCall]) -> set[tuple[str, str]]:
-        """(server, uniqueid) of these ended calls whose record is stored and rated (charged)."""
-        if not ended:
-            return set()
-        from sqlalchemy import and_, or_
+    def _credit_and_billed(self, account, ended: list[LiveCall]):
+        """(what calls may spend now, {(server, uniqueid) of the ended calls whose record is
+        rated}), read in one statement: one snapshot for both."""
+        from sqlalchemy import exists
 
+        from app.accounts.models import Account
         from app.calls.models import Call
         from app.extensions import db
         from tenants.scope import unscoped
 
+        flags = [exists().where(Call.server == c.server, Call.uniqueid == c.uniqueid, Call.rated_at.is_not(None))
+                 for c in ended]
         with unscoped():
-            rows = db.session.execute(
-                select(Call.server, Call.uniqueid).where(
-                    Call.rated_at.is_not(None),
-                    or_(*[and_(Call.server == c.server, Call.uniqueid == c.uniqueid) for c in ended]))).all()
-        return {(server, uniqueid) for server, uniqueid in rows}
+            row = db.session.execute(select(Account.balance, Account.credit_limit, *flags)
+                                     .where(Account.id == account.id)).one()
+        credit = row[0] + row[1] if account.billing_type == "postpaid" else row[0]
+        return credit, {(c.server, c.uniqueid) for c, flag in zip(ended, row[2:]) if flag}
 
     def charge_places(self, account) -> int:
         """Decimals the account's calls are rated at (its reseller's call charge precision, read
@@ -379,14 +380,13 @@ class DatabasePolicy:
         from app.rating.cost import call_cost
 
         out: dict[str, float | None] = {c.key: None for c in live_calls if c.ended is None}
-        # Ended calls whose record is already rated are in the balance read below: counting them
-        # as unbilled too would spend their cost twice and cut the others early. Asked BEFORE the
-        # balance: a record committed in between is then counted twice (a shorter deadline, the
-        # safe side), never not at all.
-        billed = self._already_billed([c for c in live_calls if c.ended is not None])
         account = self._account(number)
         if account is None:
             return out
+        # Ended calls whose record is already rated are in the balance: counting them as unbilled
+        # too would spend their cost twice and cut the others early. One statement reads the
+        # balance and which records are in, so both come from the same snapshot.
+        credit, billed = self._credit_and_billed(account, [c for c in live_calls if c.ended is not None])
         running = [c for c in live_calls if c.ended is None]
         expires = expiry_of(account, utc_naive(now))
         if account.status != "active" or (expires is not None and utc_naive(now) >= expires):
@@ -447,7 +447,9 @@ class DatabasePolicy:
                 call_id=call.key, answered_at=call.answered,
                 elapsed=duration.elapsed_seconds(now, call.answered, margin=self.hangup_margin), tariff=tariff,
                 bundle_seconds=share.pop(0) if share else 0))
-        found = duration.shared_deadlines(account.available_credit - unbilled, engine_calls, account.currency,
+        log.debug("account %s: credit %s, unbilled %s (already billed: %s), calls %s", number,
+                  credit, unbilled, sorted(billed), [(c.call_id, c.elapsed) for c in engine_calls])
+        found = duration.shared_deadlines(credit - unbilled, engine_calls, account.currency,
                                           terms.short_call, places=places)
         answered = {c.key: c.answered for c, _ in rated}
         for d in found:

@@ -1,6 +1,7 @@
 """Import every model module so the metadata (and Alembic) sees all tables."""
 from app.accounts.models import Account  # noqa: F401
 from app.accounts.details import AccountDetails, CustomerGroup  # noqa: F401
+from app.notifications.alerts import AccountAlert  # noqa: F401
 from app.calls.servers import AsteriskServer  # noqa: F401
 from app.audit import AuditEntry  # noqa: F401
 from app.billing.account_templates import AccountTemplate  # noqa: F401

@@ -44,6 +44,11 @@ def add_auth_routes(bp, portal: str) -> None:
                 login_user(user)
                 with use_scope(scope_for_user(user, db.session)):
                     audit.record("login.succeeded", user)
+                    if portal == "customer":
+                        from app.notifications.alerts import signin_notice
+                        from tenants.models import utcnow
+
+                        signin_notice(user, request.remote_addr or "", utcnow())
                     db.session.commit()
                 return redirect(_safe_next(url_for(f"{bp.name}.dashboard")))
         elif request.method == "POST":

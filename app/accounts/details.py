@@ -17,6 +17,7 @@ from app.logins.permissions import RESELLER_ROLES
 from tenants.mixins import AccountOwned, TenantOwned
 
 REPORT_SCHEDULES = ("off", "daily", "weekly", "monthly")
+ALERT_SCHEDULES = ("once", "hourly", "daily")
 # Ledger kinds the customer pays for: what an agent earns commission on.
 COMMISSIONABLE_KINDS = ("user_charge", "number_charge", "recurring", "call")
 
@@ -45,6 +46,12 @@ class AccountDetails(AccountOwned, db.Model):
     # to the customer too when asked (app/notifications/usage_reports.py).
     report_schedule: Mapped[str] = mapped_column(String(8), default="off")
     report_to_customer: Mapped[bool] = mapped_column(default=False)
+    # Automatic alerts (seed 002, app/notifications/alerts.py): low/zero balance and expiry soon
+    # are sent when they start, then again hourly or daily while they last (once: never again),
+    # for at most alert_stop_days (0: no limit); a sign-in notification when asked.
+    alert_schedule: Mapped[str] = mapped_column(String(8), default="once")
+    alert_stop_days: Mapped[int] = mapped_column(default=0)
+    signin_notification: Mapped[bool] = mapped_column(default=False)
 
 
 class DetailsError(ValueError):
@@ -60,7 +67,8 @@ def details_of(account_id: int) -> AccountDetails:
         account = db.session.execute(select(Account).where(Account.id == account_id)).scalar_one()
         row = AccountDetails(tenant_id=account.tenant_id, account_id=account_id, website="", fax="", phone2="",
                              low_balance_email="", agent_commission_rate=Decimal("0"), report_schedule="off",
-                             report_to_customer=False)
+                             report_to_customer=False, alert_schedule="once", alert_stop_days=0,
+                             signin_notification=False)
     return row
 
 
@@ -77,12 +85,17 @@ def groups_of(tenant_id: int) -> list[CustomerGroup]:
 
 def save_details(account_id: int, *, website="", fax="", phone2="", low_balance_email="", agent_id=None,
                  agent_commission_rate=Decimal("0"), group_id=None, report_schedule=None,
-                 report_to_customer=None) -> AccountDetails:
+                 report_to_customer=None, alert_schedule=None, alert_stop_days=None,
+                 signin_notification=None) -> AccountDetails:
     """Set an account's details; agent and group must be its own reseller's. Flushes only.
     The report settings change only when given."""
     row = details_of(account_id)
     if report_schedule is not None and report_schedule not in REPORT_SCHEDULES:
         raise DetailsError("report_schedule", "Choose off, daily, weekly or monthly.")
+    if alert_schedule is not None and alert_schedule not in ALERT_SCHEDULES:
+        raise DetailsError("alert_schedule", "Choose once, hourly or daily.")
+    if alert_stop_days is not None and not 0 <= alert_stop_days <= 365:
+        raise DetailsError("alert_stop_days", "Between 0 (no limit) and 365 days.")
     if agent_id and agent_id not in {u.id for u in agents_of(row.tenant_id)}:
         raise DetailsError("agent_id", "Choose a login of this account's reseller.")
     if group_id and group_id not in {g.id for g in groups_of(row.tenant_id)}:
@@ -98,6 +111,12 @@ def save_details(account_id: int, *, website="", fax="", phone2="", low_balance_
         row.report_schedule = report_schedule
     if report_to_customer is not None:
         row.report_to_customer = bool(report_to_customer)
+    if alert_schedule is not None:
+        row.alert_schedule = alert_schedule
+    if alert_stop_days is not None:
+        row.alert_stop_days = alert_stop_days
+    if signin_notification is not None:
+        row.signin_notification = bool(signin_notification)
     db.session.add(row)
     db.session.flush()
     audit.record("account.details_saved", tenant_id=row.tenant_id, account_id=account_id, before=before,

@@ -11,7 +11,7 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField, EmailField, SelectField, StringField
+from wtforms import BooleanField, EmailField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.accounts import details as acct_details
@@ -38,6 +38,13 @@ class ProfileForm(FlaskForm):
         ("monthly", "Monthly (last month)")], default="off", validate_choice=False,
         description="Calls, minutes, charges and balance with the calls as CSV, emailed to you.")
     report_to_customer = BooleanField("Send the report to the customer too")
+    alert_schedule = SelectField("Balance and expiry alerts", choices=[
+        ("once", "Once when it happens"), ("hourly", "Then every hour while it lasts"),
+        ("daily", "Then every day while it lasts")], default="once", validate_choice=False,
+        description="Low balance, zero balance and expiry soon; only when the account's email alerts are on.")
+    alert_stop_days = IntegerField("Stop repeating after (days)", default=0, validators=[Optional()],
+                                   description="0: keep repeating while it lasts.")
+    signin_notification = BooleanField("Email the customer at each portal sign-in")
 
 
 class GroupForm(FlaskForm):
@@ -76,7 +83,10 @@ def account_profile(account_id):
                                       agent_id=form.agent_id.data or None, agent_commission_rate=rate,
                                       group_id=form.group_id.data or None,
                                       report_schedule=form.report_schedule.data,
-                                      report_to_customer=form.report_to_customer.data)
+                                      report_to_customer=form.report_to_customer.data,
+                                      alert_schedule=form.alert_schedule.data,
+                                      alert_stop_days=form.alert_stop_days.data or 0,
+                                      signin_notification=form.signin_notification.data)
         except acct_details.DetailsError as e:
             db.session.rollback()
             account = get_or_404(Account, account_id)

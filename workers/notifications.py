@@ -14,11 +14,15 @@ def send_notification(notification_id: int, tenant_id: int) -> str:
 
 @in_app_context
 def sweep_alerts() -> dict:
+    """Expire the accounts past their expiry, then send the alerts due (expiry soon included)."""
+    from app.accounts.expiry import expire_due_accounts
     from app.notifications.alerts import sweep
     from tenants.scope import unscoped
 
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     with unscoped():                      # every tenant's accounts: a platform job
-        return sweep(datetime.now(timezone.utc).replace(tzinfo=None))
+        expired = expire_due_accounts(now)
+        return {"expired": len(expired), **sweep(now)}
 
 
 @in_app_context

@@ -12,7 +12,7 @@ from tenants.models import utcnow
 
 Money = Numeric(18, MONEY_SCALE)
 
-STATUSES = ("active", "disabled", "suspended", "closed")
+STATUSES = ("active", "disabled", "suspended", "expired", "closed")   # expired: app/accounts/expiry.py
 BILLING_TYPES = ("prepaid", "postpaid")
 EXPIRY_MODES = ("none", "date", "days_after_first_use", "days_after_creation")
 

@@ -196,6 +196,13 @@ def set_account_status(account: Account, action: str, *, version=None, reason: s
     if version is not None:
         check_version(account, version)
     new = STATUS_ACTIONS[action]
+    if new == "active" and account.status == "expired":
+        from app.accounts.expiry import expiry_of
+        from tenants.models import utcnow
+
+        expires = expiry_of(account, utcnow())
+        if expires is not None and expires <= utcnow():
+            raise FieldError(None, "This account has expired: change its expiry first, then enable it.")
     kept = reason[:80] if new == "suspended" else ""
     if account.status == new:
         if account.status_reason != kept:

@@ -13,6 +13,7 @@ from portals.admin import settings  # noqa: E402,F401
 from portals.admin import numbers  # noqa: E402,F401
 from portals.admin import servers  # noqa: E402,F401
 from portals.admin import admins  # noqa: E402,F401
+from portals.admin import carriers  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 

@@ -18,3 +18,7 @@ from portals.admin import carriers  # noqa: E402,F401
 from portals import calls as _calls  # noqa: E402
 
 _calls.register(bp, "admin")
+
+from portals import limits as _limits  # noqa: E402
+
+_limits.register(bp, "admin")

@@ -259,6 +259,19 @@ FACTORIES["group_id"] = lambda owner: _platform_route(owner)[0].group_id
 FACTORIES["route_id"] = lambda owner: _platform_route(owner)[0].id
 
 
+@register_factory("trunk_id")
+def _trunk_id(owner):
+    """An IP trunk of the owner's account (its own address: addresses are unique platform-wide)."""
+    from provisioning.trunks import CustomerTrunk
+
+    n = next(_serial)
+    trunk = CustomerTrunk(tenant_id=owner.tenant.id, account_id=owner.account.id, name=f"Trunk {n}",
+                          hosts=f"198.18.{n // 250}.{n % 250 + 1}", call_limit=2, cps_limit=1)
+    db.session.add(trunk)
+    db.session.flush()
+    return trunk.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

@@ -1,10 +1,12 @@
-"""Customer IP trunks (issue 19, point 7): customer_trunks, PJSIP identify rows, ps_endpoints.trunk_id.
+"""Customer IP trunks (issue 19, point 7): customer_trunks, PJSIP identify rows, ps_endpoints.trunk_id;
+the carrier of each call and the platform's cost of it (point 2): calls.carrier_id, calls.carrier_cost.
 
 Revision ID: i19_trunks
 Revises: i16_billing_cycle
 Create Date: 2026-12-04
 
-Additive: new tables and one nullable column; existing endpoints keep trunk_id NULL.
+Additive: new tables and nullable columns; existing endpoints keep trunk_id NULL, existing calls
+have no carrier (NULL: unknown, not free).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -61,7 +63,15 @@ def upgrade():
                                     ["trunk_id"], ["id"], ondelete="CASCADE")
 
 
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("carrier_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("carrier_cost", sa.Numeric(precision=18, scale=4), nullable=True))
+
+
 def downgrade():
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_column("carrier_cost")
+        batch_op.drop_column("carrier_id")
     with op.batch_alter_table("ps_endpoints", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_ps_endpoints_trunk_id_customer_trunks"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_ps_endpoints_trunk_id"))

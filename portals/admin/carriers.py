@@ -322,3 +322,62 @@ def route_lookup():
     return render("admin/route_lookup.html", groups=groups, group=group, raw=raw, number=number, error=error,
                   result=result, names=manage.carrier_names(tenant_id), strategies=manage.STRATEGIES,
                   title="Route lookup")
+
+
+# ---- the platform's margin by carrier and country -----------------------------------------
+def _day(value, default):
+    from datetime import date
+
+    if not value:
+        return default, ""
+    try:
+        return date.fromisoformat(value), ""
+    except ValueError:
+        return default, "Enter a date as YYYY-MM-DD."
+
+
+@bp.get("/routing/margin")
+def carrier_margin():
+    """Rated calls with a recorded carrier, per carrier, country and currency: what the platform
+    sells them at (a top-level reseller's buy price, or the platform's own customers' charge),
+    what the carrier costs (its buy sheet), and the margin. Sub-resellers' calls are counted but
+    priced at their own parent's sheet, not the platform's: no platform price for them."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import case, func
+
+    from app.accounts.models import Account
+    from app.calls.models import Call
+    from tenants.models import Tenant
+
+    today = datetime.now(timezone.utc).date()
+    start, start_error = _day(request.args.get("start"), today - timedelta(days=30))
+    end, end_error = _day(request.args.get("end"), today)
+    errors = {k: v for k, v in (("start", start_error), ("end", end_error)) if v}
+    if not errors and end < start:
+        errors["end"] = "The end date is before the start date."
+    root_id = manage.platform_tenant_id()
+    rows = []
+    if not errors:
+        sell = case((Tenant.id == root_id, Call.cost), (Tenant.parent_id == root_id, Call.buy_cost), else_=None)
+        same_currency = RateSheet.currency == Account.currency
+        carrier_cost = case((same_currency, Call.carrier_cost), else_=None)
+        q = (select(Carrier.id, Carrier.name, Call.country, Account.currency, RateSheet.currency,
+                    func.count(Call.id), func.sum(Call.billsec), func.sum(sell), func.sum(carrier_cost),
+                    func.sum(case((sell.is_not(None) & carrier_cost.is_not(None), sell - carrier_cost), else_=None)),
+                    func.count(case((sell.is_(None) | carrier_cost.is_(None), 1), else_=None)))
+             .select_from(Call)
+             .join(Account, Account.id == Call.account_id)
+             .join(Tenant, Tenant.id == Account.tenant_id)
+             .join(Carrier, Carrier.id == Call.carrier_id)
+             .outerjoin(RateSheet, RateSheet.id == Carrier.buy_rate_sheet_id)
+             .where(Call.rated_at.is_not(None), Call.billsec > 0,
+                    Call.started_at >= datetime.combine(start, datetime.min.time()),
+                    Call.started_at < datetime.combine(end + timedelta(days=1), datetime.min.time()))
+             .group_by(Carrier.id, Carrier.name, Call.country, Account.currency, RateSheet.currency)
+             .order_by(Carrier.name, Call.country, Account.currency))
+        rows = db.session.execute(q).all()
+    return render("admin/carrier_margin.html", rows=rows, start=start, end=end, errors=errors,
+                  raw={"start": request.args.get("start", start.isoformat() if not start_error else ""),
+                       "end": request.args.get("end", end.isoformat() if not end_error else "")},
+                  status=422 if errors else 200, title="Carrier margin")

@@ -1,6 +1,8 @@
 """Carriers, routes and the route lookup in a real browser (issue 19, point 2)."""
 from decimal import Decimal
 
+from sqlalchemy import select
+
 from app.extensions import db
 from app.rating.models import Rate, RateSheet
 from tenants.scope import unscoped
@@ -66,3 +68,41 @@ def test_admin_sets_up_carriers_and_routes_and_looks_a_number_up(world, page, br
     assert result.index("Bravo") < result.index("Alpha")     # least cost: Bravo buys cheaper
     assert "number=442071234567" in page.url
     shot(page, "admin-route-lookup")
+
+
+def test_admin_reads_the_carrier_margin(world, page, browser_login, shot):
+    from datetime import datetime, timedelta
+
+    from app.calls.models import Call
+    from app.routing.models import Carrier
+
+    _sheet(world.platform, "Wholesale buy", "0.0100")
+    with unscoped():
+        sheet_id = db.session.execute(select(RateSheet.id).where(RateSheet.name == "Wholesale buy")).scalar_one()
+        carrier = Carrier(tenant_id=world.platform.id, name="Wholesale One", host="sip.one.example",
+                          buy_rate_sheet_id=sheet_id)
+        db.session.add(carrier)
+        db.session.flush()
+        when = datetime.utcnow() - timedelta(hours=2)
+        for n, (account, country, cost, buy, carried) in enumerate([
+                (world.account_a, "GB", "0.30", "0.10", "0.02"), (world.account_b, "GB", "0.20", "0.05", "0.01"),
+                (world.account_a, "FR", "0.40", "0.20", None)]):
+            db.session.add(Call(tenant_id=account.tenant_id, account_id=account.id, server="pbx1", uniqueid=f"b.{n}",
+                                destination="442071234567", started_at=when, billsec=90, disposition="ANSWERED",
+                                rated_at=when, country=country, cost=Decimal(cost), buy_cost=Decimal(buy),
+                                carrier_id=carrier.id, carrier_cost=None if carried is None else Decimal(carried)))
+        db.session.commit()
+    browser_login(page, "admin", world.admin.email)
+    page.goto("/admin/routing")
+    page.click("text=Carrier margin")
+    page.wait_for_selector("#carrier-margin")
+    text = page.inner_text("#carrier-margin")
+    assert "Wholesale One" in text and "$0.15" in text and "$0.12" in text
+    page.fill("#start", "2030-01-02")
+    page.fill("#end", "2030-01-01")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("#end-error")
+    assert "before the start date" in page.inner_text("#end-error")
+    page.go_back()
+    page.wait_for_selector("#carrier-margin >> text=Wholesale One")
+    shot(page, "admin-carrier-margin")

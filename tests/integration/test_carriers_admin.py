@@ -211,3 +211,45 @@ def test_reseller_logins_cannot_reach_the_routing_pages(world, new_client, login
     owner = login(new_client(), world.owner_a)
     for url in ("/admin/carriers", "/admin/routing", "/admin/routing/lookup?number=44"):
         assert owner.get(url).status_code == 403
+
+
+def test_the_carrier_margin_shows_platform_sell_carrier_cost_and_margin_by_carrier_and_country(
+        world, new_client, login):
+    from datetime import datetime, timedelta
+
+    from app.calls.models import Call
+
+    buy = _sheet(world.platform, "Carrier buy", [("44", "0.01")])
+    with unscoped():
+        carrier = Carrier(tenant_id=world.platform.id, name="Wholesale One", host="sip.one.example",
+                          buy_rate_sheet_id=buy)
+        db.session.add(carrier)
+        db.session.flush()
+        when = datetime.utcnow() - timedelta(days=1)
+        n = iter(range(100))
+
+        def add(account, country, billsec, cost, buy_cost, carrier_cost, carrier_id=carrier.id):
+            db.session.add(Call(tenant_id=account.tenant_id, account_id=account.id, server="pbx1",
+                                uniqueid=f"m.{next(n)}", destination="442071234567", started_at=when, billsec=billsec,
+                                disposition="ANSWERED", rated_at=when, country=country, cost=Decimal(cost),
+                                buy_cost=None if buy_cost is None else Decimal(buy_cost),
+                                carrier_id=carrier_id, carrier_cost=None if carrier_cost is None else Decimal(carrier_cost)))
+        add(world.account_a, "GB", 120, "0.30", "0.10", "0.02")        # top-level reseller A pays the platform 0.10
+        add(world.account_b, "GB", 60, "0.20", "0.05", "0.01")
+        add(world.account_a_sub, "GB", 60, "0.25", "0.08", "0.01")     # sub-reseller: no platform price
+        add(world.account_a, "FR", 60, "0.40", "0.20", None)           # no carrier rate for France
+        add(world.account_b, "GB", 60, "0.20", "0.05", "0.01", carrier_id=None)   # no carrier recorded
+        db.session.commit()
+    admin = login(new_client(), world.admin)
+    page = admin.get("/admin/routing/margin").get_data(as_text=True)
+    table = page[page.index('id="carrier-margin"'):]
+    gb = table[table.index("<td>GB</td>"):table.index("</tr>", table.index("<td>GB</td>"))]
+    assert "<td class=\"num\">3</td>" in gb and "4.0" in gb            # 3 calls, 240 s
+    # sells 0.10 + 0.05; costs 0.02 + 0.01 + 0.01; margin over the calls with both prices: 0.08 + 0.04
+    assert "$0.15" in gb and "$0.04" in gb and "$0.12" in gb and gb.rstrip().endswith(">1</td>")
+    fr = table[table.index("<td>FR</td>"):table.index("</tr>", table.index("<td>FR</td>"))]
+    assert "0.20" in fr and "—" in fr
+    resp = admin.get("/admin/routing/margin?start=2026-12-05&end=2026-12-01")
+    assert resp.status_code == 422 and 'id="end-error"' in resp.get_data(as_text=True)
+    resp = admin.get("/admin/routing/margin?start=yesterday")
+    assert resp.status_code == 422 and "Enter a date as YYYY-MM-DD." in resp.get_data(as_text=True)

@@ -1,5 +1,6 @@
-"""Migration i19_trunks on a database with an account and an extension's realtime endpoint: the
-endpoint keeps its row with no trunk, and a trunk with identify rows can be added after."""
+"""Migration i19_trunks on a database with an account, an extension's realtime endpoint and a rated
+call: the endpoint keeps its row with no trunk, the call keeps its charge with no carrier (NULL:
+unknown, not free), and a trunk with identify rows can be added after."""
 from sqlalchemy import text
 
 from tests.conftest import require_service
@@ -17,6 +18,10 @@ ACCOUNT = ("INSERT INTO accounts (id, tenant_id, account_number, name, email, fi
            "FALSE, 0, '', '2026-11-01 00:00:00', '2026-11-01 00:00:00', 1)")
 ENDPOINT = ("INSERT INTO ps_endpoints (id, tenant_id, account_id, context, accountcode) "
             "VALUES ('t1_1000', 1, 7, 'ringledger-customers', '4821000007')")
+CALL = ("INSERT INTO calls (id, tenant_id, account_id, server, uniqueid, linkedid, extension, destination, started_at,"
+        " billsec, disposition, country, bundle_seconds, charged_seconds, rating_error, created_at, recovered, cost)"
+        " VALUES (9, 1, 7, 'pbx', '1.1', '', '1000', '4420', '2026-11-02 10:00:00', 30, 'ANSWERED', 'GB', 0, 30, '',"
+        " '2026-11-02 10:01:00', FALSE, 0.05)")
 TRUNK = ("INSERT INTO customer_trunks (id, tenant_id, account_id, name, hosts, call_limit, cps_limit, enabled, "
          "created_at) VALUES (3, 1, 7, 'Office PBX', '203.0.113.10', 4, 2, TRUE, '2026-12-04 00:00:00')")
 IDENTIFY = ("INSERT INTO ps_endpoint_id_ips (id, tenant_id, account_id, endpoint, match, trunk_id) "
@@ -30,22 +35,26 @@ def upgrade_with_data(uri):
         from app.extensions import db
 
         step(down_revision_of("i19_trunks"))
-        for sql in (TENANT, ACCOUNT, ENDPOINT):
+        for sql in (TENANT, ACCOUNT, ENDPOINT, CALL):
             db.session.execute(text(sql))
         db.session.commit()
         step("i19_trunks")
         kept = db.session.execute(text("SELECT id, accountcode, trunk_id FROM ps_endpoints")).one()
+        call = db.session.execute(text("SELECT cost, carrier_id, carrier_cost FROM calls")).one()
         for sql in (TRUNK, IDENTIFY, TRUNK_ENDPOINT):
             db.session.execute(text(sql))
         db.session.commit()
         identify = db.session.execute(text(
             "SELECT i.match, t.call_limit, t.cps_limit, e.accountcode FROM ps_endpoint_id_ips i "
             "JOIN customer_trunks t ON t.id = i.trunk_id JOIN ps_endpoints e ON e.id = i.endpoint")).one()
-        return tuple(kept), tuple(identify)
+        return tuple(kept), tuple(call), tuple(identify)
 
 
-def _check(kept, identify):
+def _check(kept, call, identify):
+    from decimal import Decimal
+
     assert kept == ("t1_1000", "4821000007", None)
+    assert (Decimal(str(call[0])), call[1], call[2]) == (Decimal("0.05"), None, None)
     assert identify == ("203.0.113.10", 4, 2, "4821000007")
 
 

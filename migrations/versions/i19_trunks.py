@@ -63,12 +63,16 @@ def upgrade():
                                     ["trunk_id"], ["id"], ondelete="CASCADE")
 
 
+    with op.batch_alter_table("switch_cdrs", schema=None) as batch_op:    # cdr_pgsql fills CDR(carrier)
+        batch_op.add_column(sa.Column("carrier", sa.String(length=20), nullable=False, server_default=""))
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.add_column(sa.Column("carrier_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("carrier_cost", sa.Numeric(precision=18, scale=4), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("switch_cdrs", schema=None) as batch_op:
+        batch_op.drop_column("carrier")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_column("carrier_cost")
         batch_op.drop_column("carrier_id")

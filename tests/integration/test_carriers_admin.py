@@ -253,3 +253,28 @@ def test_the_carrier_margin_shows_platform_sell_carrier_cost_and_margin_by_carri
     assert resp.status_code == 422 and 'id="end-error"' in resp.get_data(as_text=True)
     resp = admin.get("/admin/routing/margin?start=yesterday")
     assert resp.status_code == 422 and "Enter a date as YYYY-MM-DD." in resp.get_data(as_text=True)
+
+
+def test_with_the_buy_sheet_the_platform_assigned_a_top_level_resellers_margin_report_has_costs(
+        world, new_client, login):
+    import re
+    from datetime import datetime
+
+    from app.rating.cdr import rate_calls
+    from tenants.scope import tenant_scope
+    from tests.integration.rating_support import add_call, give_plan, make_sheet
+
+    platform_sheet = make_sheet(world.platform, [("44", "GB", "0.30", "0", 60, 60)], name="Platform wholesale")
+    give_plan(world.account_a, make_sheet(world.a, [("44", "GB", "0.60", "0", 60, 60)], name="Retail"), [("GB", 0)])
+    admin = login(new_client(), world.admin)
+    assert admin.post(f"/admin/resellers/{world.a.id}/buy-sheet",
+                      data={"rate_sheet_id": str(platform_sheet)}).status_code == 303
+    call_id = add_call(world.account_a, "442071234567", 60, datetime(2025, 5, 3, 12))
+    with tenant_scope(world.a.id, descendants=False):
+        rate_calls([call_id])
+        db.session.commit()
+    html = login(new_client(), world.owner_a).get("/reseller/reports/margin?from=2025-05-01&to=2025-05-31") \
+        .get_data(as_text=True)
+    row = re.search(r"<tr><td>Reseller A.*?</tr>", html, re.S).group(0)
+    # sells 0.60, buys at the platform's 0.30: margin 0.30 (50 %), every call priced
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["1", "1.00", "$0.60", "$0.30", "$0.30", "50.0 %", ""]

@@ -23,6 +23,7 @@ from app.settings import PlatformSetting  # noqa: F401
 from app.logins.models import User  # noqa: F401
 from app.numbers.models import Number  # noqa: F401
 from provisioning.models import Extension  # noqa: F401
-from provisioning.realtime import PsAor, PsAuth, PsEndpoint  # noqa: F401
+from provisioning.realtime import PsAor, PsAuth, PsEndpoint, PsEndpointIdIp  # noqa: F401
+from provisioning.trunks import CustomerTrunk  # noqa: F401
 from tenants.models import Tenant  # noqa: F401
 from app.routing.models import Carrier, CustomerRoute, NumberRule, Route, RouteCarrier, RouteGroup, TranslationRule  # noqa: F401

@@ -107,9 +107,18 @@ def deactivate_all(account) -> None:
     for ext in active_extensions(account.id):
         realtime.remove_extension(ext)
         ext.active = False
+    from provisioning import trunks       # its IP trunks too (the rows come back on reactivation)
+
+    for trunk in trunks.trunks_of(account.id):
+        realtime.remove_trunk(trunk)
 
 
 def reactivate_all(account) -> None:
     for ext in db.session.execute(select(Extension).where(Extension.account_id == account.id)).scalars():
         ext.active = True
         realtime.write_extension(ext, account)
+    from provisioning import trunks
+
+    for trunk in trunks.trunks_of(account.id):
+        if trunk.enabled:
+            realtime.write_trunk(trunk, account)

@@ -42,6 +42,22 @@ class PsEndpoint(AccountOwned, db.Model):
     # Ours (Asterisk ignores them):
     extension_id: Mapped[int | None] = mapped_column(
         ForeignKey("extensions.id", ondelete="CASCADE"), index=True)
+    trunk_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer_trunks.id", ondelete="CASCADE"), index=True)
+
+
+class PsEndpointIdIp(AccountOwned, db.Model):
+    """res_pjsip_endpoint_identifier_ip (`identify` sections): a call from `match` (an address or
+    a network) is `endpoint`'s. One row per address of a customer trunk, id `trunk-<id>-<n>`."""
+    __tablename__ = "ps_endpoint_id_ips"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    endpoint: Mapped[str | None] = mapped_column(String(255), index=True)
+    match: Mapped[str | None] = mapped_column(String(80))
+    srv_lookups: Mapped[str | None] = mapped_column(String(5))
+    match_header: Mapped[str | None] = mapped_column(String(255))
+    trunk_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer_trunks.id", ondelete="CASCADE"), index=True)
 
 
 class PsAuth(AccountOwned, db.Model):
@@ -121,6 +137,44 @@ def write_extension(extension, account) -> None:
     aor.remove_existing = "yes"
     aor.qualify_frequency = 60
     aor.default_expiration = 3600
+
+
+def write_trunk(trunk, account) -> None:
+    """The endpoint `trunk-<id>` (no auth, no registration: identified by address) and one
+    identify row per address. Flushes nothing itself."""
+    ident = trunk.endpoint
+    session = db.session
+    endpoint = session.execute(select(PsEndpoint).where(PsEndpoint.id == ident)).scalar_one_or_none()
+    if endpoint is None:
+        endpoint = PsEndpoint(id=ident, tenant_id=trunk.tenant_id, account_id=trunk.account_id, trunk_id=trunk.id)
+        session.add(endpoint)
+    endpoint.transport = get_setting("sip_transport")
+    endpoint.aors = None
+    endpoint.auth = None
+    endpoint.context = get_setting("sip_context")
+    endpoint.disallow = "all"
+    endpoint.allow = get_setting("sip_codecs")
+    endpoint.direct_media = "no"
+    endpoint.dtmf_mode = "rfc4733"
+    endpoint.force_rport = "yes"
+    endpoint.rewrite_contact = "no"
+    endpoint.rtp_symmetric = "yes"
+    endpoint.callerid = None                  # the trunk presents its own numbers (checked by the AGI)
+    endpoint.accountcode = account.account_number
+    endpoint.language = (account.language or "en")[:40]
+    session.execute(delete(PsEndpointIdIp).where(PsEndpointIdIp.trunk_id == trunk.id)
+                    .execution_options(synchronize_session="fetch"))
+    for n, host in enumerate(trunk.host_list, 1):
+        session.add(PsEndpointIdIp(id=f"{ident}-{n}", endpoint=ident, match=host, srv_lookups="no",
+                                   tenant_id=trunk.tenant_id, account_id=trunk.account_id, trunk_id=trunk.id))
+
+
+def remove_trunk(trunk) -> None:
+    """Asterisk forgets the trunk: calls from its addresses no longer match any endpoint."""
+    db.session.execute(delete(PsEndpointIdIp).where(PsEndpointIdIp.trunk_id == trunk.id)
+                       .execution_options(synchronize_session="fetch"))
+    db.session.execute(delete(PsEndpoint).where(PsEndpoint.id == trunk.endpoint)
+                       .execution_options(synchronize_session="fetch"))
 
 
 def remove_extension(extension) -> None:

@@ -57,6 +57,10 @@ class Call(HighVolumeAccountOwned, db.Model):
     bundle_seconds: Mapped[int] = mapped_column(default=0)
     charged_seconds: Mapped[int] = mapped_column(default=0)
     buy_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))  # reseller's own price
+    # The platform's carrier that carried the call (the dialplan's CDR(carrier), a carriers.id kept
+    # as history: no foreign key) and what the platform pays it, at the carrier's buy sheet.
+    carrier_id: Mapped[int | None] = mapped_column()
+    carrier_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, MONEY_SCALE))
     rating_error: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The watcher's own measure, kept only when the switch's billsec (which wins) differs.

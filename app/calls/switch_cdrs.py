@@ -59,6 +59,7 @@ class SwitchCdr(db.Model):
     linkedid: Mapped[str] = mapped_column(String(150), default="")
     sequence: Mapped[int] = mapped_column(default=0)
     server: Mapped[str] = mapped_column(String(64), default="")      # CDR(server), set in the dialplan
+    carrier: Mapped[str] = mapped_column(String(20), default="")     # CDR(carrier): the carrier's id
     # Ours: when the row was matched to a call, and which.
     reconciled_at: Mapped[datetime | None] = mapped_column()
     call_id: Mapped[int | None] = mapped_column()
@@ -101,7 +102,8 @@ def reconcile_switch_cdrs(*, limit: int = 5000, now: datetime | None = None, gra
             seen_calls.add(key)
             by_tenant.setdefault(ids[1], []).append(CallRecord.of(
                 ids[0], r.server, r.uniqueid, r.dst, r.calldate, r.billsec if r.answer else 0, r.answer, r.end,
-                r.disposition, _extension(r.channel), r.linkedid or r.uniqueid, recovered=True))
+                r.disposition, _extension(r.channel), r.linkedid or r.uniqueid, recovered=True,
+                carrier_id=r.carrier))
     recovered = 0
     for tenant_id, records in sorted(by_tenant.items()):
         with tenant_scope(tenant_id, descendants=False):

@@ -39,7 +39,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import NamedTuple
 
-from sqlalchemy import Integer, String, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import Integer, String, any_, bindparam, column, func, or_, select, table, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -147,6 +147,7 @@ class _Result:
     bundle_seconds: int = 0
     charged_seconds: int = 0
     buy_cost: Decimal | None = None
+    carrier_cost: Decimal | None = None
     error: str = ""
 
 
@@ -163,7 +164,8 @@ def rate_calls(call_ids) -> RatingSummary:
 
     calls = []
     for chunk in (_chunks(ids) if not pg else [ids]):
-        q = (select(Call.id, Call.tenant_id, Call.account_id, Call.destination, Call.started_at, Call.billsec)
+        q = (select(Call.id, Call.tenant_id, Call.account_id, Call.destination, Call.started_at, Call.billsec,
+                    Call.carrier_id)
              .where(_in(session, Call.id, chunk), Call.rated_at.is_(None)))
         if pg:
             q = q.with_for_update(skip_locked=True)
@@ -183,6 +185,14 @@ def rate_calls(call_ids) -> RatingSummary:
     return summary
 
 
+def carrier_of(value) -> int | None:
+    """CDR(carrier) as sent by the switch ('3', or '' when no carrier was dialled) -> 3 / None."""
+    if value is None or value.__class__ is int:
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
 class CallRecord(NamedTuple):
     """A finished call not stored yet (`store_rated_calls`): the Call columns the switch gives,
     as they are stored: strings within the column sizes, billsec ≥ 0, naive UTC (`of` makes
@@ -200,16 +210,18 @@ class CallRecord(NamedTuple):
     linkedid: str = ""
     measured_billsec: int | None = None   # the watcher's measure where the switch's billsec differs
     recovered: bool = False               # from the switch's own CDR table (app/calls/switch_cdrs.py)
+    carrier_id: int | None = None         # the dialplan's CDR(carrier): the carrier that carried it
 
     @classmethod
     def of(cls, account_id, server, uniqueid, destination, started_at, billsec, answered_at=None, ended_at=None,
-           disposition="", extension="", linkedid="", measured_billsec=None, recovered=False) -> "CallRecord":
+           disposition="", extension="", linkedid="", measured_billsec=None, recovered=False,
+           carrier_id=None) -> "CallRecord":
         billsec = int(billsec or 0)
         # tuple.__new__: a namedtuple's own __new__ is a Python function, and this runs per CDR
         return tuple.__new__(cls, (account_id, str(server or "")[:64], str(uniqueid)[:64], str(destination or "")[:40],
                                    started_at, billsec if billsec > 0 else 0, answered_at, ended_at,
                                    str(disposition or "")[:20], str(extension or "")[:40], str(linkedid or "")[:64],
-                                   measured_billsec, bool(recovered)))
+                                   measured_billsec, bool(recovered), carrier_of(carrier_id)))
 
 
 class _Account(NamedTuple):
@@ -275,7 +287,7 @@ def _store_records(session, records, *, look_first: bool, pg: bool) -> RatingSum
     tenant_of = {a: account.tenant_id for a, account in accounts.items()}
     values = [(call_id, tenant_of[row.account_id]) + row
               + (now, res.country, res.rate_id, money(res.cost), res.bundle_seconds, res.charged_seconds,
-                 money(res.buy_cost), res.error[:120] if res.error else "", now)
+                 money(res.buy_cost), money(res.carrier_cost), res.error[:120] if res.error else "", now)
               for call_id, row, res in zip(ids, rows, results)]
     if pg:
         copy_rows(session, "calls", _CALL_COPY_COLUMNS, values)
@@ -326,12 +338,13 @@ def _stored_calls(session, keys, pg: bool) -> set[tuple[str, str]]:
 
 # What store_rated_calls COPYs, with the PostgreSQL types of the binary format.
 _CALL_COLUMNS = ("id", "tenant_id") + CallRecord._fields + (
-    "rated_at", "country", "rate_id", "cost", "bundle_seconds", "charged_seconds", "buy_cost", "rating_error",
-    "created_at")
+    "rated_at", "country", "rate_id", "cost", "bundle_seconds", "charged_seconds", "buy_cost", "carrier_cost",
+    "rating_error", "created_at")
 _CALL_TYPES = ("int4", "int4",
                "int4", "varchar", "varchar", "varchar", "timestamp", "int4", "timestamp", "timestamp", "varchar",
-               "varchar", "varchar", "int4", "bool",
-               "timestamp", "varchar", "int4", NUMERIC_BINARY, "int4", "int4", NUMERIC_BINARY, "varchar", "timestamp")
+               "varchar", "varchar", "int4", "bool", "int4",
+               "timestamp", "varchar", "int4", NUMERIC_BINARY, "int4", "int4", NUMERIC_BINARY, NUMERIC_BINARY, "varchar",
+               "timestamp")
 _CALL_COPY_COLUMNS = tuple(zip(_CALL_COLUMNS, _CALL_TYPES))
 
 
@@ -452,6 +465,7 @@ def _rate_rows(session, calls, summary) -> tuple[list, dict]:
         _use_bundles(session, bundle_calls, opened, accounts)
 
     _buy_costs(session, pairs, accounts, buy_of_tenant, buy_sheets, internal)
+    _carrier_costs(session, pairs)
     return results, accounts
 
 
@@ -646,33 +660,77 @@ def _buy_costs(session, pairs, accounts, buy_of_tenant, buy_sheets, internal) ->
             r.buy_cost = cost
 
 
+# The platform's carriers (app.routing's table, read here by name: rating and routing are
+# independent packages) — only their buy sheets matter to rating.
+_carriers = table("carriers", column("id"), column("buy_rate_sheet_id"), column("tenant_id"))
+
+
+def _carrier_costs(session, pairs) -> None:
+    """What the platform pays the carrier that carried each call (CDR(carrier)): the full call
+    at the carrier's buy sheet, rounded at the platform's call charge precision. No carrier, or
+    a carrier without a buy sheet or a rate for the destination: None (unknown, never 0)."""
+    carried = [(c, r) for c, r in pairs if getattr(c, "carrier_id", None)]
+    if not carried:
+        return
+    sheet_of = dict(session.execute(
+        select(_carriers.c.id, _carriers.c.buy_rate_sheet_id)
+        .where(_in(session, _carriers.c.id, {c.carrier_id for c, _ in carried}))).all())
+    sheet_ids = {s for s in sheet_of.values() if s}
+    if not sheet_ids:
+        return
+    sheets = {s.id: s for s in session.execute(
+        select(RateSheet).where(_in(session, RateSheet.id, sheet_ids)).execution_options(all_tenants=True)).scalars()}
+    places_of = dict(session.execute(
+        select(Tenant.id, Tenant.call_charge_places).where(_in(session, Tenant.id, {s.tenant_id for s in sheets.values()}))
+        .execution_options(all_tenants=True)).all())
+    groups = defaultdict(list)
+    for c, r in carried:
+        sheet = sheets.get(sheet_of.get(c.carrier_id))
+        if sheet is None:
+            continue
+        places = call_charge_places(places_of.get(sheet.tenant_id), sheet.currency)
+        if (c.billsec or 0) <= 0:
+            r.carrier_cost = quantize(ZERO, sheet.currency, places)
+            continue
+        groups[(sheet.id, c.started_at.date(), places)].append((c, r))
+    for (sheet_id, day, places), group in groups.items():
+        sheet = sheets[sheet_id]
+        index = sheet_index(sheet.id, sheet.version, day, all_tenants=True)
+        batch = index.rate_batch([c.destination or "" for c, _ in group], [c.billsec for c, _ in group],
+                                 sheet.currency, short_call_of(sheet), places=places)
+        rows = _as_list(batch.tariff_index)
+        for (_, r), row, cost in zip(group, rows, batch.costs()):
+            r.carrier_cost = cost if row >= 0 else None
+
+
 def _store(session, results, now: datetime, pg: bool) -> None:
     if not results:
         return
     if pg:
         cols = list(zip(*[(r.call_id, r.country, r.rate_id, r.cost, r.bundle_seconds, r.charged_seconds,
-                           r.buy_cost, r.error[:120]) for r in results]))
+                           r.buy_cost, r.carrier_cost, r.error[:120]) for r in results]))
         session.execute(text(
             "UPDATE calls SET rated_at = :now, country = v.country, rate_id = v.rate_id, cost = v.cost,"
             " bundle_seconds = v.bundle_seconds, charged_seconds = v.charged_seconds, buy_cost = v.buy_cost,"
-            " rating_error = v.error"
+            " carrier_cost = v.carrier_cost, rating_error = v.error"
             " FROM unnest(CAST(:id AS integer[]), CAST(:country AS varchar[]), CAST(:rate_id AS integer[]),"
             " CAST(:cost AS numeric[]), CAST(:bundle AS integer[]), CAST(:charged AS integer[]),"
-            " CAST(:buy AS numeric[]), CAST(:error AS varchar[]))"
-            " AS v(id, country, rate_id, cost, bundle_seconds, charged_seconds, buy_cost, error)"
+            " CAST(:buy AS numeric[]), CAST(:carrier AS numeric[]), CAST(:error AS varchar[]))"
+            " AS v(id, country, rate_id, cost, bundle_seconds, charged_seconds, buy_cost, carrier_cost, error)"
             " WHERE calls.id = v.id"),
             {"now": now, "id": list(cols[0]), "country": list(cols[1]), "rate_id": list(cols[2]),
              "cost": list(cols[3]), "bundle": list(cols[4]), "charged": list(cols[5]), "buy": list(cols[6]),
-             "error": list(cols[7])})
+             "carrier": list(cols[7]), "error": list(cols[8])})
     else:
         # Core executemany: the ids come from the scoped select above.
         calls = Call.__table__
         session.connection().execute(update(calls).where(calls.c.id == bindparam("_id")).values(
             rated_at=now, country=bindparam("_country"), rate_id=bindparam("_rate_id"), cost=bindparam("_cost"),
             bundle_seconds=bindparam("_bundle"), charged_seconds=bindparam("_charged"),
-            buy_cost=bindparam("_buy"), rating_error=bindparam("_error")),
+            buy_cost=bindparam("_buy"), carrier_cost=bindparam("_carrier"), rating_error=bindparam("_error")),
             [{"_id": r.call_id, "_country": r.country, "_rate_id": r.rate_id, "_cost": r.cost,
               "_bundle": r.bundle_seconds, "_charged": r.charged_seconds, "_buy": r.buy_cost,
+              "_carrier": r.carrier_cost,
               "_error": r.error[:120]} for r in results])
     # Loaded Call objects would otherwise show the values from before these UPDATEs.
     for r in results:

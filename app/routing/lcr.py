@@ -56,14 +56,19 @@ def routing_configured() -> bool:
     return db.session.execute(select(RouteGroup.id).limit(1)).first() is not None
 
 
+def matching_route(group_id: int, destination: str) -> int | None:
+    """The id of the group's route with the longest prefix of `destination` ('' matches all)."""
+    prefixes = [destination[:n] for n in range(len(destination) + 1)]
+    return db.session.execute(
+        select(Route.id).where(Route.group_id == group_id, Route.prefix.in_(prefixes))
+        .order_by(func.length(Route.prefix).desc()).limit(1)).scalar_one_or_none()
+
+
 def legs_for(group: RouteGroup, destination: str,
              buy_rate: Callable[[int, str], Decimal | None]) -> list[Leg]:
     """The Dial attempts for `destination` in `group`; [] when no route or carrier fits.
     `buy_rate(sheet_id, number)` prices a number on a buy sheet (the rating prefix index)."""
-    prefixes = [destination[:n] for n in range(len(destination) + 1)]
-    route_id = db.session.execute(
-        select(Route.id).where(Route.group_id == group.id, Route.prefix.in_(prefixes))
-        .order_by(func.length(Route.prefix).desc()).limit(1)).scalar_one_or_none()
+    route_id = matching_route(group.id, destination)
     if route_id is None:
         return []
     rows = db.session.execute(

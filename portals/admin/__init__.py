@@ -13,7 +13,12 @@ from portals.admin import settings  # noqa: E402,F401
 from portals.admin import numbers  # noqa: E402,F401
 from portals.admin import servers  # noqa: E402,F401
 from portals.admin import admins  # noqa: E402,F401
+from portals.admin import carriers  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 
 _calls.register(bp, "admin")
+
+from portals import limits as _limits  # noqa: E402
+
+_limits.register(bp, "admin")

@@ -1,12 +1,17 @@
 """Platform admin: resellers, their logins, platform settings."""
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import SelectField
 from sqlalchemy import func, select
 
 from app.accounts.models import Account
+from app.conflicts import FieldError
 from app.extensions import db
+from app.rating.models import RateSheet
+from app.rating.sheets import set_buy_sheet
 from app.settings import get_int
 from app.logins.models import User
-from app.web import render
+from app.web import hx_redirect, render
 from portals.dashboard import overview
 from portals.admin import bp
 from portals.forms import (LoginCreateForm, ResellerEditForm, ResellerForm, StatusForm, create_login_from,
@@ -58,14 +63,60 @@ def reseller_new():
                   title="New reseller")
 
 
-@bp.get("/resellers/<int:tenant_id>")
-def reseller_detail(tenant_id):
-    tenant = get_or_404(Tenant, tenant_id)
+class BuySheetForm(FlaskForm):
+    rate_sheet_id = SelectField("Buys at", coerce=int, default=0, validate_choice=False,
+                                description="The platform rate sheet this reseller pays: its cost price in "
+                                            "margin reports (same currency as the reseller).")
+
+
+def _buy_sheet_form(tenant, formdata=None):
+    """The buy-sheet form of a top-level reseller (None for the platform or a sub-reseller, whose
+    parent reseller assigns it)."""
+    if tenant.parent is None or tenant.parent.parent_id is not None:
+        return None
+    form = BuySheetForm(formdata=formdata, data={"rate_sheet_id": tenant.buy_rate_sheet_id or 0})
+    sheets = db.session.execute(select(RateSheet.id, RateSheet.name, RateSheet.currency)
+                                .where(RateSheet.tenant_id == tenant.parent_id).order_by(RateSheet.name)).all()
+    form.rate_sheet_id.choices = [(0, "— none —")] + [(s.id, f"{s.name} ({s.currency})") for s in sheets]
+    return form
+
+
+def _detail(tenant, login_form=None, buy_form=None, status=200):
     logins = db.session.execute(select(User).where(User.tenant_id == tenant.id, User.account_id.is_(None))
                                 .order_by(User.email)).scalars().all()
     children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
     return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,
-                  login_form=LoginCreateForm(), status_form=StatusForm())
+                  login_form=login_form or LoginCreateForm(), status_form=StatusForm(),
+                  buy_form=buy_form or _buy_sheet_form(tenant), status=status)
+
+
+@bp.get("/resellers/<int:tenant_id>")
+def reseller_detail(tenant_id):
+    return _detail(get_or_404(Tenant, tenant_id))
+
+
+@bp.post("/resellers/<int:tenant_id>/buy-sheet")
+def reseller_buy_sheet(tenant_id):
+    """The platform assigns a top-level reseller its buy sheet (as a parent reseller does for a
+    sub-reseller), so that reseller's margin report has a cost side."""
+    tenant = get_or_404(Tenant, tenant_id)
+    form = _buy_sheet_form(tenant, formdata=request.form)
+    if form is None:
+        abort(404)
+    if not form.validate():
+        return _detail(tenant, buy_form=form, status=400)
+    try:
+        set_buy_sheet(tenant, tenant.parent_id, form.rate_sheet_id.data or None)
+    except FieldError as e:
+        db.session.rollback()
+        tenant = get_or_404(Tenant, tenant_id)
+        form.rate_sheet_id.errors = [e.message]
+        return _detail(tenant, buy_form=form, status=422)
+    name = tenant.name
+    db.session.commit()
+    flash(f"{name} now buys at the sheet you chose." if form.rate_sheet_id.data else f"{name} has no buy sheet now.",
+          "success")
+    return hx_redirect(url_for("admin.reseller_detail", tenant_id=tenant_id))
 
 
 @bp.route("/resellers/<int:tenant_id>/edit", methods=["GET", "POST"])
@@ -112,10 +163,7 @@ def reseller_login_new(tenant_id):
         db.session.commit()
         flash(f"Login {form.email.data} added.", "success")
         return redirect(url_for("admin.reseller_detail", tenant_id=tenant.id))
-    logins = db.session.execute(select(User).where(User.tenant_id == tenant.id, User.account_id.is_(None))).scalars().all()
-    children = db.session.execute(select(Tenant).where(Tenant.parent_id == tenant.id)).scalars().all()
-    return render("admin/reseller_detail.html", tenant=tenant, logins=logins, children=children,
-                  login_form=form, status_form=StatusForm(), status=422)
+    return _detail(tenant, login_form=form, status=422)
 
 
 @bp.get("/audit")

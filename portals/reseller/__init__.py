@@ -13,7 +13,12 @@ from portals.reseller import accounts_list  # noqa: E402,F401
 from portals.reseller import onboarding, account_page, numbers, account_templates  # noqa: E402,F401
 from portals.reseller import rates, reports  # noqa: E402,F401
 from portals.reseller import account_profile, in_use, account_extras, orders, payments, settings  # noqa: E402,F401
+from portals.reseller import trunks  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 
 _calls.register(bp, "reseller")
+
+from portals import limits as _limits  # noqa: E402
+
+_limits.register(bp, "reseller")

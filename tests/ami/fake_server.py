@@ -188,8 +188,9 @@ class FakeAsterisk:
                 self.cdr(ch)
         return ch
 
-    def cdr(self, ch: dict) -> None:
-        """Emit the Cdr event of a channel (a dict returned by hangup(), or a live one)."""
+    def cdr(self, ch: dict, **extra) -> None:
+        """Emit the Cdr event of a channel (a dict returned by hangup(), or a live one); `extra`:
+        more fields, such as the CDR variables cdr_manager.conf's [mappings] adds."""
         end = ch.get("_ended") or time.time()
         answered = ch["_answered"]
         self.emit({
@@ -202,7 +203,7 @@ class FakeAsterisk:
             "Duration": str(int(end - ch["_created"])),
             "BillableSeconds": str(int(end - answered) if answered else 0),
             "Disposition": "ANSWERED" if answered else "NO ANSWER",
-            "AMAFlags": "DOCUMENTATION", "UniqueID": ch["Uniqueid"], "UserField": "",
+            "AMAFlags": "DOCUMENTATION", "UniqueID": ch["Uniqueid"], "UserField": "", **extra,
         })
 
     def _snapshot(self, name: str, ch: dict | None = None) -> dict:

@@ -265,3 +265,17 @@ def test_the_switch_cdr_after_a_hangup_record_is_passed_on_as_the_switch_s_word(
     (switch,) = tracker.feed(cdr("1.1", billsec="15"), T0 + 19.6)
     assert switch.kind == CDR_SWITCH and (switch.record["billsec"], switch.record["disposition"]) == (15, "ANSWERED")
     assert tracker.feed(cdr("1.1", billsec="15"), T0 + 19.7) == []     # once
+
+
+def test_the_carrier_the_dialplan_put_in_the_cdr_rides_on_the_record():
+    """`Set(CDR(carrier)=${RL_CARRIER_n})` before each Dial; cdr_manager's [mappings] sends it as
+    `Carrier` (issue 19, point 2). Both ways a Cdr becomes a record carry it."""
+    tracker = CallTracker("pbx1")
+    (happening,) = tracker.feed(dict(cdr("7.7"), Carrier="3"), T0)
+    assert happening.kind == CDR_READY and happening.record["carrier"] == "3"
+    answered_call(tracker, "1.1")
+    tracker.feed(hangup("1.1"), T0 + 19.5)
+    (switch,) = tracker.feed(dict(cdr("1.1", billsec="15"), Carrier="4"), T0 + 19.6)
+    assert switch.kind == CDR_SWITCH and switch.record["carrier"] == "4"
+    (plain,) = tracker.feed(cdr("8.8"), T0 + 20)
+    assert "carrier" not in plain.record

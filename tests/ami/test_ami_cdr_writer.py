@@ -78,3 +78,15 @@ def test_utc_naive_turns_each_kind_of_time_into_naive_utc():
     assert utc_naive(datetime(2026, 11, 22, 4, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=-5)))) == naive
     assert utc_naive(1_700_000_000) == datetime(2023, 11, 14, 22, 13, 20)
     assert utc_naive(1_700_000_000.5) == datetime(2023, 11, 14, 22, 13, 20, 500_000)
+
+
+def test_call_records_carry_the_carrier_of_the_cdr():
+    from datetime import datetime
+
+    from workers.ami.cdr_writer import call_records
+
+    base = {"server": "pbx1", "uniqueid": "5.1", "accountcode": "111", "destination": "4930123456",
+            "start": datetime(2026, 11, 22, 9), "end": datetime(2026, 11, 22, 9, 1), "billsec": 60}
+    by_tenant = call_records([dict(base, carrier="3"), dict(base, uniqueid="5.2", carrier="x"),
+                              dict(base, uniqueid="5.3")], {"111": (11, 1)})
+    assert [c.carrier_id for c in by_tenant[1]] == [3, None, None]

@@ -327,6 +327,19 @@ def test_a_call_answered_while_the_link_was_away_is_timed_from_the_switch_s_own_
     ami_world(scenario, accounts=[account("100001")])
 
 
+def test_the_carrier_in_the_switch_s_cdr_reaches_the_record_held_for_it(ami_world):
+    async def scenario(w):
+        channel = w.call("1001", "100001", answer=True)
+        await w.settled()
+        ch = w.ami.hangup(channel)
+        await asyncio.sleep(0.1)
+        w.ami.cdr(ch, Carrier="3")                      # CDR(carrier) via cdr_manager's [mappings]
+        await eventually(lambda: w.policy.accounts["100001"].cdrs, timeout=2, what="CDR")
+        (record,) = w.policy.accounts["100001"].cdrs
+        assert (record["carrier"], record["source"]) == ("3", "cdr")
+    ami_world(scenario, accounts=[account("100001")], settings=replace(FAST, cdr_wait=1.0))
+
+
 def test_the_switch_s_billsec_wins_over_the_watcher_s_and_the_difference_is_kept(ami_world):
     async def scenario(w):
         channel = w.call("1001", "100001", answer=True)

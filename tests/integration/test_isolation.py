@@ -231,6 +231,47 @@ def _rerating_id(owner):
     return run.id
 
 
+def _platform_route(owner):
+    """Carriers, route groups and routes are platform-level (admin portal only): one of each."""
+    from sqlalchemy import select
+
+    from app.routing.models import Carrier, Route, RouteCarrier, RouteGroup
+    from tenants.models import Tenant
+
+    root = db.session.execute(select(Tenant).where(Tenant.parent_id.is_(None)).order_by(Tenant.id)).scalars().first()
+    route = db.session.execute(select(Route).where(Route.prefix == "4477")).scalar_one_or_none()
+    if route is None:
+        carrier = Carrier(tenant_id=root.id, name="Isolation carrier", host="sip.carrier.example")
+        group = RouteGroup(tenant_id=root.id, name="Isolation group", strategy="priority")
+        db.session.add_all([carrier, group])
+        db.session.flush()
+        route = Route(tenant_id=root.id, group_id=group.id, prefix="4477")
+        db.session.add(route)
+        db.session.flush()
+        db.session.add(RouteCarrier(tenant_id=root.id, route_id=route.id, carrier_id=carrier.id, position=0))
+        db.session.flush()
+    carrier_id = db.session.execute(select(RouteCarrier.carrier_id).where(RouteCarrier.route_id == route.id)).scalar()
+    return route, carrier_id
+
+
+FACTORIES["carrier_id"] = lambda owner: _platform_route(owner)[1]
+FACTORIES["group_id"] = lambda owner: _platform_route(owner)[0].group_id
+FACTORIES["route_id"] = lambda owner: _platform_route(owner)[0].id
+
+
+@register_factory("trunk_id")
+def _trunk_id(owner):
+    """An IP trunk of the owner's account (its own address: addresses are unique platform-wide)."""
+    from provisioning.trunks import CustomerTrunk
+
+    n = next(_serial)
+    trunk = CustomerTrunk(tenant_id=owner.tenant.id, account_id=owner.account.id, name=f"Trunk {n}",
+                          hosts=f"198.18.{n // 250}.{n % 250 + 1}", call_limit=2, cps_limit=1)
+    db.session.add(trunk)
+    db.session.flush()
+    return trunk.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

@@ -74,3 +74,27 @@ def test_a_row_younger_than_the_grace_is_left_to_the_watcher(app, make_tenant, m
     assert reconcile_switch_cdrs(now=ended + timedelta(seconds=30))["recovered"] == 0
     assert reconcile_switch_cdrs(now=ended + timedelta(seconds=61))["recovered"] == 1
     db.session.commit()
+
+
+def test_a_call_recovered_from_the_switch_cdrs_keeps_its_carrier_and_platform_cost(
+        app, platform, make_tenant, make_account):
+    from app.routing.models import Carrier
+    from tests.ami.db_harness import make_sheet
+
+    account, _ = calling_account(make_tenant, make_account, credit="100.00")
+    buy = make_sheet(platform, (("44", "GB", "0.60"),))           # 0.60 a minute = 0.01 a second
+    with unscoped():
+        carrier = Carrier(tenant_id=platform.id, name="Wholesale", host="sip.w.example", buy_rate_sheet_id=buy.id)
+        db.session.add(carrier)
+        db.session.flush()
+        row = cdr_row(account.account_number, "2.1", 20)
+        row.carrier = str(carrier.id)                               # CDR(carrier), a column cdr_pgsql fills
+        db.session.add_all([row, cdr_row(account.account_number, "2.2", 20)])
+        db.session.commit()
+        carrier_id = carrier.id
+    assert reconcile_switch_cdrs(now=T + timedelta(hours=1))["recovered"] == 2
+    db.session.commit()
+    with unscoped():
+        got = {c.uniqueid: (c.carrier_id, c.carrier_cost) for c in db.session.execute(select(Call)).scalars()}
+    assert got["2.1"] == (carrier_id, Decimal("0.20"))               # 20 s at the carrier's 0.60 a minute
+    assert got["2.2"] == (None, None)

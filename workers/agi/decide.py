@@ -39,6 +39,14 @@ class Decision:
         return Q850.get(self.cause, REFUSED_CAUSE)
 
 
+@dataclass(frozen=True, slots=True)
+class TrunkLimits:
+    """A customer IP trunk placing the call: its endpoint and its own limits (0: none)."""
+    endpoint: str
+    call_limit: int
+    cps_limit: int
+
+
 class LocalLeg:
     """A call that stays on the switch: ring these SIP endpoints together."""
     carrier_id = 0
@@ -80,7 +88,11 @@ class CallControl:
             return Decision(False, POLICY_ERROR)
         if isinstance(who, Decision):
             return who
-        number, play, extension_id, local, destination = who
+        number, play, extension_id, local, destination, trunk = who
+        if trunk is not None and self.counts is not None:
+            refusal = await self._trunk_refusal(trunk, now)
+            if refusal:
+                return Decision(False, refusal, number, destination)
         if not destination:
             return Decision(False, NO_DESTINATION, number)
         if local is not None:         # a sibling extension by its short number: free, no limit
@@ -100,6 +112,24 @@ class CallControl:
         return Decision(True, "", number, destination, seconds or 0, legs=tuple(legs or ()),
                         caller_id=caller_id)
 
+    async def _trunk_refusal(self, trunk: "TrunkLimits", now: float) -> str:
+        """A customer trunk's own limits, with the account's mechanism under a per-trunk key:
+        the CPS sliding window of `trunk:<endpoint>` and the watcher's live-channel count of the
+        endpoint (its channels are `PJSIP/trunk-<id>-…`; the count includes this call)."""
+        if trunk.cps_limit:
+            attempts = await self.counts.attempts_in_window(f"trunk:{trunk.endpoint}", now)
+            if attempts > trunk.cps_limit:
+                log.info("trunk %s refused (%s): %d call attempts within 1 s, limit %d",
+                         trunk.endpoint, CPS_LIMIT, attempts, trunk.cps_limit)
+                return CPS_LIMIT
+        if trunk.call_limit:
+            live = await self.counts.extension(trunk.endpoint)
+            if live > trunk.call_limit:
+                log.info("trunk %s refused (%s): this call would be number %d, limit %d",
+                         trunk.endpoint, CHANNEL_LIMIT, live, trunk.call_limit)
+                return CHANNEL_LIMIT
+        return ""
+
     # ---- database work (in the policy's threads) -----------------------------------------
     def _identify(self, endpoint: str, destination: str, account_number: str | None = None):
         from app.accounts.models import Account
@@ -109,13 +139,23 @@ class CallControl:
         from app.routing.translation import rules_of as translation_rules
         from app.routing.translation import translate
         from provisioning.models import Extension
+        from provisioning.trunks import CustomerTrunk, trunk_id_of
         from tenants.scope import unscoped
 
         columns = (Account.id, Account.account_number, Account.play_insufficient_credit)
+        trunk = None
         with unscoped():
             if account_number is not None:       # calling card: no extension of its own
                 row = db.session.execute(select(*columns, null(), Account.country)
                                          .where(Account.account_number == account_number)).first()
+            elif (trunk_id := trunk_id_of(endpoint)) is not None:   # a customer IP trunk
+                found = db.session.execute(
+                    select(*columns, null(), Account.country, CustomerTrunk.call_limit, CustomerTrunk.cps_limit)
+                    .join(CustomerTrunk, CustomerTrunk.account_id == Account.id)
+                    .where(CustomerTrunk.id == trunk_id, CustomerTrunk.enabled.is_(True))).first()
+                row = None if found is None else found[:5]
+                if found is not None:
+                    trunk = TrunkLimits(endpoint, found[5] or 0, found[6] or 0)
             else:
                 row = db.session.execute(
                     select(*columns, Extension.id, Account.country)
@@ -127,13 +167,13 @@ class CallControl:
             account_id, number, play, extension_id, country = row
             sibling = sibling_endpoint(account_id, destination) if destination else None
             if sibling is not None:
-                return number, bool(play), extension_id, LocalLeg(sibling), destination
+                return number, bool(play), extension_id, LocalLeg(sibling), destination, trunk
             destination = translate(translation_rules(account_id), destination, country or "")
             refusal = rule_refusal(rules_of(account_id), destination) if destination else None
         if refusal:
             log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
             return Decision(False, refusal, number, destination)
-        return number, bool(play), extension_id, None, destination
+        return number, bool(play), extension_id, None, destination, trunk
 
     def _limit_and_route(self, number: str, extension_id: int, destination: str, live: int, presented: str):
         """(seconds, legs, caller ID number). Seconds this call may last on its share of the credit (live calls of

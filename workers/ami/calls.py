@@ -297,7 +297,8 @@ class CallTracker:
                 return []
             self._cdr_done[uid] = "cdr"
             switch = {"server": self.server, "uniqueid": uid, "accountcode": ev.get("accountcode", ""),
-                      "billsec": _int(ev.get("billableseconds")), "disposition": ev.get("disposition") or ""}
+                      "billsec": _int(ev.get("billableseconds")), "disposition": ev.get("disposition") or "",
+                      "carrier": ev.get("carrier") or ""}
             return [Happening(CDR_SWITCH, switch["accountcode"], None, switch)]
         ch = self._channels.get(uid)
         if ch is not None:
@@ -314,6 +315,8 @@ class CallTracker:
         billsec = _int(ev.get("billableseconds"))
         if billsec is not None:
             record["billsec"] = billsec
+        if ev.get("carrier"):      # CDR(carrier) (cdr_manager.conf [mappings]): the carrier that carried it
+            record["carrier"] = ev["carrier"]
         self._remember(self._cdr_done, uid, None)
         return [Happening(CDR_READY, record["accountcode"], ch, record)]
 

@@ -131,11 +131,13 @@ def call_records(records: list[dict], accounts: dict[str, tuple[int, int]]) -> d
             calls = by_tenant[ids[1]] = []
         end = utc_naive(end)
         measured = record.get("measured_billsec")
+        carrier = record.get("carrier")         # CDR(carrier), set by the dialplan before each Dial
         calls.append(of(ids[0], server, uniqueid, destination, utc_naive(start) or end or utc_naive(time.time()),
                         billsec, answer and utc_naive(answer), end, disposition, extension, linkedid)
-                     if measured is None else
+                     if measured is None and not carrier else
                      of(ids[0], server, uniqueid, destination, utc_naive(start) or end or utc_naive(time.time()),
-                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid, measured))
+                        billsec, answer and utc_naive(answer), end, disposition, extension, linkedid, measured,
+                        carrier_id=carrier))
     return by_tenant
 
 

@@ -460,6 +460,8 @@ class Watcher:
             record["measured_billsec"], record["billsec"] = record["billsec"], switch["billsec"]
         if switch["disposition"]:
             record["disposition"] = switch["disposition"]
+        if switch.get("carrier"):
+            record["carrier"] = switch["carrier"]
         self._record_cdr(record)
 
     def _billed(self, record: dict) -> None:

@@ -12,7 +12,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "i19_trunks"
-down_revision = "i16_billing_cycle"
+down_revision = "i16_alerts"
 branch_labels = None
 depends_on = None
 

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
+from app.billing.runs import run_job_id  # noqa: F401  (one name for the run's job, app and workers)
 from app.jobs import dispatch, queue, redis_connection, set_progress
 from workers.runner import in_app_context
 from tenants.models import utcnow
@@ -29,8 +30,6 @@ RUN_TIMEOUT = 4 * 3600          # seconds: a run of a big tenant outlives RQ's 1
 STALE_SECONDS = 600             # a run without a committed batch for this long is taken as dead
 
 
-def run_job_id(tenant_id: int, key: str) -> str:
-    return f"charge-run-{tenant_id}-{key}"
 
 
 @in_app_context

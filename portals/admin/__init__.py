@@ -22,3 +22,7 @@ _calls.register(bp, "admin")
 from portals import limits as _limits  # noqa: E402
 
 _limits.register(bp, "admin")
+
+from portals import billing_runs as _billing_runs  # noqa: E402
+
+_billing_runs.register(bp, "admin")

@@ -203,6 +203,17 @@ def _payment_id(owner):
     return payment.id
 
 
+@register_factory("run_id")
+def _run_id(owner):
+    """A billing run of the owner's tenant."""
+    from app.billing.cycle import ChargeRun
+
+    run = ChargeRun(tenant_id=owner.tenant.id, period=f"2026-{next(_serial) % 12 + 1:02d}", passes=0)
+    db.session.add(run)
+    db.session.flush()
+    return run.id
+
+
 @register_factory("call_id")
 def _call_id(owner):
     """A call of the owner's account, rated with an error (the one a re-rate would change)."""

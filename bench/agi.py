@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SCHEMA = "bench_agi"
+SCHEMA = os.environ.get("RL_BENCH_SCHEMA", "bench_agi")   # apart from other runs on the machine
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 os.environ["DATABASE_URL"] = f"{PG}?options=-csearch_path%3D{SCHEMA}"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = os.environ.get("RL_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 
 from sqlalchemy import insert, text  # noqa: E402
 

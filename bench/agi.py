@@ -149,7 +149,7 @@ async def run_agi(app, endpoints, calls, concurrency):
     prefix = f"bench-agi:{uuid.uuid4().hex[:8]}:inuse"
     server, control, client, _ = await build_server(app, counts_prefix=prefix, host="127.0.0.1", port=0)
     port = server.sockets[0].getsockname()[1]
-    control.policy.warm_up(wait=True)
+    control.warm_up(wait=True)   # indexes, and (fast path) account profiles and routing in bulk
     rng = random.Random(1)
     work = [(endpoints[rng.randrange(len(endpoints))], f"44{rng.randrange(10 ** 9, 10 ** 10)}") for _ in range(calls)]
     for ep, dest in work[:200]:                    # warm the per-account terms

@@ -153,3 +153,19 @@ def test_the_fast_path_decides_as_the_reference_path(app, agi, make_tenant, make
             f"PJSIP/{UK}@carrier-{a}", f"PJSIP/002071234567@carrier-{b}"]
     finally:
         reference.close()
+
+
+def test_profiles_loaded_in_bulk_serve_the_first_calls(app, agi, make_tenant, make_account):
+    account, exts = calling_account(make_tenant, make_account, credit="50.00")
+    other, other_exts = calling_account(make_tenant, make_account, credit="0.00")
+    with unscoped():
+        add_rule(fresh_account(account.id), "deny", "4420")
+        db.session.commit()
+    agi.control.fast._profiles.clear()
+    agi.control.warm_up(wait=True)
+    assert {account.account_number, other.account_number} <= set(agi.control.fast._profiles)
+    reloads = agi.control.fast.reloads["profile"]
+    assert dial(agi, exts[0][1]).variables["RL_CAUSE"] == "destination_denied"        # the bulk-loaded rule
+    assert dial(agi, exts[0][1], "441611234567").variables["RL_DECISION"] == "ALLOW"
+    assert dial(agi, other_exts[0][1]).variables["RL_CAUSE"] == "no_credit"
+    assert agi.control.fast.reloads["profile"] == reloads      # no profile read again

@@ -236,6 +236,83 @@ class FastPath:
             {p for k, p in rules if k == "callerid"}, customer_routes_of(account.id), terms,
             (sheet[0], (sheet[1], terms.day)) if sheet is not None and terms.index is not None else None)
 
+    def warm_up(self) -> int:
+        """Load every active account's profile in bulk (a dozen statements for all of them) and
+        the routing snapshot with its buy sheets' indexes; in an app context. Returns the count."""
+        from app.accounts.models import Account
+        from app.billing.models import PlanCountry, ServicePlan
+        from app.extensions import db
+        from app.numbers.models import Number
+        from app.rating.cost import ShortCallCharge
+        from app.rating.models import RateSheet
+        from app.routing.models import CustomerRoute, NumberRule
+        from app.routing.models import TranslationRule
+        from app.routing.snapshot import FINGERPRINT
+        from provisioning.models import Extension
+        from tenants.scope import unscoped
+
+        from workers.ami.db_policy import Terms
+
+        today = datetime.now(timezone.utc).date()
+        with unscoped():
+            snapshot, versions = self._routing_snapshot(db.session.execute(select(FINGERPRINT)).scalar_one())
+            for sheet_id, version in versions.items():
+                self.policy._index_of(sheet_id, (version, today))
+            rows = db.session.execute(select(Account, ACCOUNT_FINGERPRINT).where(Account.status == "active")).all()
+            ids = [a.id for a, _ in rows]
+            if not ids:
+                return 0
+
+            def by_account(stmt):
+                out: dict[int, list] = {}
+                for r in db.session.execute(stmt):
+                    out.setdefault(r[0], []).append(tuple(r[1:]))
+                return out
+            translation = by_account(select(TranslationRule.account_id, TranslationRule.match,
+                                            TranslationRule.strip_digits, TranslationRule.add_prefix,
+                                            TranslationRule.national_to_e164).where(TranslationRule.account_id.in_(ids))
+                                     .order_by(TranslationRule.position, TranslationRule.id))
+            rules = by_account(select(NumberRule.account_id, NumberRule.kind, NumberRule.prefix)
+                               .where(NumberRule.account_id.in_(ids)))
+            extensions = by_account(select(Extension.account_id, Extension.id, Extension.number, Extension.sip_username,
+                                           Extension.active).where(Extension.account_id.in_(ids)).order_by(Extension.id))
+            dids = by_account(select(Number.account_id, Number.number, Number.extension_id).where(
+                Number.account_id.in_(ids), Number.status == "assigned").order_by(Number.number))
+            routes = by_account(select(CustomerRoute.account_id, CustomerRoute.extension_id, CustomerRoute.group_id)
+                                .where(CustomerRoute.account_id.in_(ids)).order_by(CustomerRoute.id))
+            plans = {r[0]: r[1:] for r in db.session.execute(
+                select(ServicePlan.account_id, ServicePlan.id, RateSheet.id, RateSheet.version, RateSheet.currency,
+                       RateSheet.short_call_seconds, RateSheet.short_call_charge)
+                .outerjoin(RateSheet, RateSheet.id == ServicePlan.rate_sheet_id).where(ServicePlan.account_id.in_(ids)))}
+            countries = by_account(select(ServicePlan.account_id, PlanCountry.country, PlanCountry.minutes)
+                                   .join(ServicePlan, ServicePlan.id == PlanCountry.plan_id)
+                                   .where(ServicePlan.account_id.in_(ids)))
+        for account, fingerprint in rows:
+            plan_id = sheet_id = index = short = None
+            plan = plans.get(account.id)
+            if plan is not None:
+                plan_id, sheet_id, version, currency, short_seconds, short_charge = plan
+                if sheet_id is not None and currency != account.currency:
+                    sheet_id = None     # _load_terms: a sheet in another currency rates nothing
+                if sheet_id is not None:
+                    index = self.policy._index_of(sheet_id, (version, today))
+                    if short_seconds:
+                        short = ShortCallCharge(short_seconds, short_charge)
+            terms = Terms(account.id, account.tenant_id, account.account_number, account.currency, plan_id, index,
+                          short, {c: m for c, m in countries.get(account.id, [])} if plan is not None else {},
+                          today, time.monotonic())
+            own_rules = rules.get(account.id, [])
+            exts = extensions.get(account.id, [])
+            self._profiles.setdefault(account.account_number, Profile(
+                fingerprint, today, time.monotonic(), [Translation(*t) for t in translation.get(account.id, [])],
+                [(k, p) for k, p in own_rules if k != "callerid"],
+                {number: sip for _, number, sip, active in exts if active}, {e: number for e, number, _, _ in exts},
+                dids.get(account.id, []), {p for k, p in own_rules if k == "callerid"},
+                {ext: group for ext, group in routes.get(account.id, [])}, terms,
+                (sheet_id, (version, today)) if index is not None else None))
+        log.info("call control: %d account profiles and the routing snapshot loaded", len(rows))
+        return len(rows)
+
     def _follow_index(self, profile: Profile) -> None:
         """A new sheet version's index is built in the background while the previous one
         answers: once it is ready, the profile's terms switch to it."""

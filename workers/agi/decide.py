@@ -61,6 +61,16 @@ class CallControl:
         self.fast = FastPath(self.policy) if cached else None
         self.live_counts = LiveCounts(counts) if cached and counts is not None else None
 
+    def warm_up(self, *, wait: bool = False) -> None:
+        """The rate sheets' prefix indexes, then (fast path) every active account's profile and
+        the routing snapshot, loaded in bulk; in the background unless `wait`."""
+        self.policy.warm_up(wait=wait)
+        if self.fast is not None:
+            if wait:
+                self.policy._in_app(self.fast.warm_up, ())
+            else:
+                self.policy._builder.submit(self.policy._in_app, self.fast.warm_up, ())
+
     def close(self) -> None:
         if self.fast is not None:
             self.fast.close()       # ends the notice listener at its next poll

@@ -29,7 +29,7 @@ async def build(app, *, counts_prefix: str = "inuse", host: str = "127.0.0.1", p
     server = await start(agi, host, port)
     if control.fast is not None:     # an account's notice drops its cached profile at once
         control.fast.listen(app.config["REDIS_URL"])
-    control.policy.warm_up()
+    control.warm_up()
     return server, control, client, agi
 
 

@@ -137,6 +137,7 @@ class FastPath:
         self.reloads = {"profile": 0, "routing": 0}   # for tests and logs
         self.notices = 0
         self._stopped = threading.Event()
+        self._statements = None
 
     # ---- invalidation ------------------------------------------------------------------------
     def forget(self, account_number: str) -> None:
@@ -177,9 +178,25 @@ class FastPath:
 
     # ---- the statement ---------------------------------------------------------------------------
     def _live_row(self, endpoint: str, account_number: str | None, today: date):
+        from app.extensions import db
+
+        if self._statements is None:
+            self._statements = self._build_statements()
+        by_endpoint, by_number = self._statements
+        params = {"period": bundle_period_start(today)}
+        if account_number is not None:
+            params["number"] = account_number
+            return db.session.execute(by_number, params).first()
+        params["endpoint"] = endpoint
+        return db.session.execute(by_endpoint, params).first()
+
+    @staticmethod
+    def _build_statements():
+        """The statement by endpoint and by account number, built once (bind parameters)."""
+        from sqlalchemy import bindparam
+
         from app.accounts.models import Account
         from app.billing.models import BundleUsage
-        from app.extensions import db
         from app.routing.snapshot import FINGERPRINT
         from provisioning.models import Extension
         from tenants.models import Tenant
@@ -187,14 +204,12 @@ class FastPath:
         places = select(Tenant.call_charge_places).where(Tenant.id == Account.tenant_id).scalar_subquery()
         bundle = (select(func.json_object_agg(BundleUsage.country, BundleUsage.seconds_used))
                   .where(BundleUsage.account_id == Account.id,
-                         BundleUsage.period_start == bundle_period_start(today)).scalar_subquery())
+                         BundleUsage.period_start == bindparam("period")).scalar_subquery())
         extra = (places, bundle, ACCOUNT_FINGERPRINT, literal_column(f"({FINGERPRINT.text})"))
-        if account_number is not None:
-            stmt = select(Account, null(), *extra).where(Account.account_number == account_number)
-        else:
-            stmt = (select(Account, Extension.id, *extra).join(Extension, Extension.account_id == Account.id)
-                    .where(Extension.sip_username == endpoint, Extension.active.is_(True)))
-        return db.session.execute(stmt).first()
+        by_number = select(Account, null(), *extra).where(Account.account_number == bindparam("number"))
+        by_endpoint = (select(Account, Extension.id, *extra).join(Extension, Extension.account_id == Account.id)
+                       .where(Extension.sip_username == bindparam("endpoint"), Extension.active.is_(True)))
+        return by_endpoint, by_number
 
     # ---- cached parts --------------------------------------------------------------------------
     def _profile(self, account, fingerprint: str, today: date) -> Profile:

@@ -9,6 +9,9 @@ runs the real FastAGI server (workers.agi) in this process and `--concurrency` A
 TCP, each call a full session (headers, every SET VARIABLE answered). Prints decisions/s and
 p50/p99, against a naive baseline in the same run: the same decision made with plain SQL per call
 (longest prefix by `LIKE` on the account's sheet and each carrier's sheet, no caches, no Redis).
+Then the same calls through `CallControl.decide` in this process without the AGI protocol: the
+cached fast path (workers/agi/cache.py), and the reference path (`cached=False`, every row read
+per call: the code before the caches) on `--reference-calls`, with their ratio.
 Asserts nothing.
 """
 import argparse
@@ -24,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SCHEMA = "bench_agi"
+SCHEMA = os.environ.get("RL_BENCH_SCHEMA", "bench_agi")   # apart from other runs on the machine
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 os.environ["DATABASE_URL"] = f"{PG}?options=-csearch_path%3D{SCHEMA}"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = os.environ.get("RL_BENCH_REDIS", "redis://127.0.0.1:6379/9")
 
 from sqlalchemy import insert, text  # noqa: E402
 
@@ -143,13 +146,13 @@ def figures(name, samples, wall):
     return len(ms) / wall, q[98]
 
 
-async def run_agi(app, endpoints, calls, concurrency):
+async def run_agi(app, endpoints, calls, concurrency, reference=300):
     from workers.agi.run import build as build_server
 
     prefix = f"bench-agi:{uuid.uuid4().hex[:8]}:inuse"
     server, control, client, _ = await build_server(app, counts_prefix=prefix, host="127.0.0.1", port=0)
     port = server.sockets[0].getsockname()[1]
-    control.policy.warm_up(wait=True)
+    control.warm_up(wait=True)   # indexes, and (fast path) account profiles and routing in bulk
     rng = random.Random(1)
     work = [(endpoints[rng.randrange(len(endpoints))], f"44{rng.randrange(10 ** 9, 10 ** 10)}") for _ in range(calls)]
     for ep, dest in work[:200]:                    # warm the per-account terms
@@ -169,6 +172,27 @@ async def run_agi(app, endpoints, calls, concurrency):
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
+    # The same decisions without the AGI protocol (CallControl.decide in this process): the
+    # fast path, then the reference path (cached=False: every row read per call, the code
+    # before the caches) on the first `reference` calls.
+    from workers.agi.decide import CallControl
+
+    direct = {}
+    for name, ctl, todo in (("fast", control, list(work)),
+                            ("reference", CallControl(app, control.counts, cached=False), list(work[:reference]))):
+        times = []
+
+        async def decider():
+            while todo:
+                ep, dest = todo.pop()
+                t = time.perf_counter()
+                await ctl.decide(ep, dest, time.time(), presented="unknown")
+                times.append(time.perf_counter() - t)
+        t1 = time.perf_counter()
+        await asyncio.gather(*(decider() for _ in range(concurrency)))
+        direct[name] = (times, time.perf_counter() - t1)
+        if ctl is not control:
+            ctl.close()
     server.close()
     control.close()
     keys = [k async for k in client.scan_iter(match=f"{prefix.rsplit(':', 1)[0]}*")]
@@ -176,7 +200,7 @@ async def run_agi(app, endpoints, calls, concurrency):
         await client.delete(*keys)
     await client.aclose()
     print(f"    outcomes: {causes}")
-    return samples, wall, allowed
+    return samples, wall, allowed, direct
 
 
 def main():
@@ -187,6 +211,7 @@ def main():
     parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--naive-calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--reference-calls", type=int, default=300)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     import logging
@@ -199,9 +224,14 @@ def main():
           f"{args.prefixes:,} prefixes, {args.accounts} accounts, {args.carriers} carriers per route "
           f"(built in {time.perf_counter() - t:.1f} s)")
     try:
-        samples, wall, allowed = asyncio.run(run_agi(app, endpoints, args.calls, args.concurrency))
+        samples, wall, allowed, direct = asyncio.run(run_agi(app, endpoints, args.calls, args.concurrency,
+                                                             args.reference_calls))
         rate, p99 = figures(f"FastAGI over TCP ({args.concurrency} clients)", samples, wall)
         print(f"    {allowed}/{len(samples)} allowed")
+        fast_rate, fast_p99 = figures(f"decide() cached, no protocol ({args.concurrency})", *direct["fast"])
+        ref_rate, ref_p99 = figures(f"decide() reference path ({args.concurrency})", *direct["reference"])
+        print(f"  cached vs reference path: {fast_rate / ref_rate:.1f}x the decisions/s, "
+              f"p99 {ref_p99 / fast_p99:.1f}x lower")
         with app.app_context():
             rng, naive = random.Random(2), []
             t0 = time.perf_counter()

@@ -59,10 +59,17 @@ def caller_id_for(account_id: int, extension_id: int | None, presented: str) -> 
     from app.numbers.models import Number
     from provisioning.models import Extension
 
-    digits = "".join(ch for ch in presented if ch.isdigit())
     dids = db.session.execute(select(Number.number, Number.extension_id).where(
         Number.account_id == account_id, Number.status == "assigned").order_by(Number.number)).all()
     approved = {p for kind, p in rules_of(account_id) if kind == "callerid"}
+    return pick_caller_id(presented, dids, approved, extension_id, lambda: db.session.execute(
+        select(Extension.number).where(Extension.id == extension_id)).scalar_one())
+
+
+def pick_caller_id(presented: str, dids, approved, extension_id: int | None, extension_number) -> str:
+    """caller_id_for's choice on rows already read: `dids` (number, extension id) ordered by
+    number, `approved` caller-ID rule prefixes, `extension_number()` the extension's own number."""
+    digits = "".join(ch for ch in presented if ch.isdigit())
     if digits and (digits in approved or any(n.lstrip("+") == digits for n, _ in dids)):
         return digits
     own = [n for n, ext in dids if ext == extension_id and extension_id is not None]
@@ -70,4 +77,4 @@ def caller_id_for(account_id: int, extension_id: int | None, presented: str) -> 
         return (own or [dids[0][0]])[0].lstrip("+")
     if extension_id is None:
         return ""
-    return db.session.execute(select(Extension.number).where(Extension.id == extension_id)).scalar_one()
+    return extension_number()

@@ -56,11 +56,32 @@ class LocalLeg:
 
 
 class CallControl:
-    def __init__(self, app, counts, *, policy: DatabasePolicy | None = None, threads: int = 8):
+    """`cached` (the server's default): the fast path of workers/agi/cache.py, one SQL statement
+    and one Redis round trip per call, slow-changing rows cached under fingerprints. Without
+    it, the reference path below (every row read again per call); both decide the same."""
+
+    def __init__(self, app, counts, *, policy: DatabasePolicy | None = None, threads: int = 8,
+                 cached: bool = True):
+        from .cache import FastPath, LiveCounts
+
         self.counts = counts
         self.policy = policy or DatabasePolicy(app, counts=counts, threads=threads)
+        self.fast = FastPath(self.policy) if cached else None
+        self.live_counts = LiveCounts(counts) if cached and counts is not None else None
+
+    def warm_up(self, *, wait: bool = False) -> None:
+        """The rate sheets' prefix indexes, then (fast path) every active account's profile and
+        the routing snapshot, loaded in bulk; in the background unless `wait`."""
+        self.policy.warm_up(wait=wait)
+        if self.fast is not None:
+            if wait:
+                self.policy._in_app(self.fast.warm_up, ())
+            else:
+                self.policy._builder.submit(self.policy._in_app, self.fast.warm_up, ())
 
     def close(self) -> None:
+        if self.fast is not None:
+            self.fast.close()       # ends the notice listener at its next poll
         self.policy.close()
 
     async def pin_account(self, pin: str) -> str | None:
@@ -81,6 +102,10 @@ class CallControl:
                      presented: str = "") -> Decision:
         """Decide a call from an extension's `endpoint`, or (calling card) for `account`."""
         destination = "".join(ch for ch in (dialled or "") if ch.isdigit() or ch in "*#+").lstrip("+")
+        # Customer IP trunks (`trunk-<id>`) take the reference path: the fast path's profiles do
+        # not know trunks and their own limits yet.
+        if self.fast is not None and not (endpoint or "").startswith("trunk-"):
+            return await self._decide_cached(endpoint, destination, now, account, presented)
         try:
             who = await self.policy._run(self._identify, endpoint, destination, account)
         except Exception:
@@ -129,6 +154,47 @@ class CallControl:
                          trunk.endpoint, CHANNEL_LIMIT, live, trunk.call_limit)
                 return CHANNEL_LIMIT
         return ""
+
+    async def _decide_cached(self, endpoint: str, destination: str, now: float, account: str | None,
+                             presented: str) -> Decision:
+        """decide() on the fast path: identify + admit's database checks + route (one thread hop,
+        one statement), then CPS and channels (one Redis round trip), then the seconds."""
+        try:
+            prepared = await self.policy._run(self.fast.prepare, endpoint, destination, account, now, presented)
+        except Exception:
+            log.exception("call from %s to %s: decision failed", endpoint, destination)
+            return Decision(False, POLICY_ERROR)
+        if isinstance(prepared, Decision):
+            return prepared
+        p = prepared
+        refused = None
+        live = 1
+        if self.live_counts is not None:
+            try:
+                live, attempts = await self.live_counts.read(p.number, now, cps=bool(p.cps_limit))
+            except Exception:
+                log.exception("account %s: in-use counts unreadable", p.number)
+                return Decision(False, POLICY_ERROR, p.number, p.destination)
+            if p.cps_limit and attempts > p.cps_limit:
+                log.info("account %s refused (%s): %d call attempts within 1 s, limit %d",
+                         p.number, CPS_LIMIT, attempts, p.cps_limit)
+                refused = CPS_LIMIT
+            elif p.max_channels and live > p.max_channels:   # the count includes this call
+                log.info("account %s refused (%s): this call would be number %d, limit %d",
+                         p.number, CHANNEL_LIMIT, live, p.max_channels)
+                refused = CHANNEL_LIMIT
+        if refused is None and p.late is not None:
+            refused = p.late.cause
+        if refused is not None:
+            return Decision(False, refused, p.number, p.destination, play_no_credit=p.play and refused == NO_CREDIT)
+        seconds = self.fast.seconds(p, max(live, 1))
+        if seconds is not None and seconds <= 0:
+            return Decision(False, NO_CREDIT, p.number, p.destination, play_no_credit=p.play)
+        if p.legs is not None and not p.legs:
+            log.info("account %s refused (no_route): no route or carrier for %s", p.number, p.destination)
+            return Decision(False, "no_route", p.number, p.destination)
+        return Decision(True, "", p.number, p.destination, seconds or 0, legs=tuple(p.legs or ()),
+                        caller_id=p.caller_id)
 
     # ---- database work (in the policy's threads) -----------------------------------------
     def _identify(self, endpoint: str, destination: str, account_number: str | None = None):

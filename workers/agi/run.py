@@ -27,7 +27,9 @@ async def build(app, *, counts_prefix: str = "inuse", host: str = "127.0.0.1", p
     agi.add_route("inbound", inbound(InboundControl(control.policy)))
     agi.add_route("callingcard", calling_card(control))
     server = await start(agi, host, port)
-    control.policy.warm_up()
+    if control.fast is not None:     # an account's notice drops its cached profile at once
+        control.fast.listen(app.config["REDIS_URL"])
+    control.warm_up()
     return server, control, client, agi
 
 

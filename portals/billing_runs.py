@@ -26,7 +26,8 @@ def register(bp, portal: str) -> None:
         run = get_or_404(ChargeRun, run_id)
         return render("billing/run.html", portal=portal, run=run, failures=billing_runs.failures(run.id),
                       counts=billing_runs.outcome_counts(run.id), live=billing_runs.progress(run),
-                      tenant=db.session.get(Tenant, run.tenant_id), title=f"Billing run {run.period}")
+                      tenant=db.session.execute(db.select(Tenant).where(Tenant.id == run.tenant_id)).scalar_one_or_none(),
+                      title=f"Billing run {run.period}")
 
     def runs_start():
         if not ActionForm().validate_on_submit():

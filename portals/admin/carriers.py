@@ -313,7 +313,8 @@ def route_lookup():
             error = "No route group yet (or none is the default): add one first."
         else:
             route_id = lcr.matching_route(group.id, number)
-            route = db.session.get(Route, route_id) if route_id else None
+            route = (db.session.execute(select(Route).where(Route.id == route_id)).scalar_one_or_none()
+                     if route_id else None)
             legs = lcr.legs_for(group, number, _buy_rate) if route else []
             listed = manage.routes_of([group.id])[group.id]
             listed_ids = next((ids for r, ids in listed if route and r.id == route.id), [])

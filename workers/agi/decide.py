@@ -66,6 +66,13 @@ class CallControl:
 
         self.counts = counts
         self.policy = policy or DatabasePolicy(app, counts=counts, threads=threads)
+        if cached:
+            # The fast path's fingerprints are PostgreSQL SQL (md5, string_agg); the embedded
+            # SQLite of a first run decides on the reference path.
+            from app.extensions import db
+
+            with app.app_context():
+                cached = db.engine.dialect.name == "postgresql"
         self.fast = FastPath(self.policy) if cached else None
         self.live_counts = LiveCounts(counts) if cached and counts is not None else None
 

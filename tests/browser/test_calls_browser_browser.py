@@ -142,6 +142,10 @@ def test_the_wizard_warns_when_an_opened_country_has_no_prefix(world, calls, pag
         "Rate sheet “Europe” has no prefix for Germany (DE).")
     page.locator("#coverage-warning").scroll_into_view_if_needed()
     shot(page, "wizard-coverage-warning", full_page=False)
+    page.select_option("select[name='countries-1-country']", "")       # taken back: the warning goes
+    expect(page.locator("#coverage-warning .flash")).to_have_count(0)
+    page.select_option("select[name='countries-1-country']", "DE")
+    expect(page.locator("#coverage-warning .flash.warning")).to_contain_text("Germany (DE)")
     page.get_by_role("button", name="Create account").click()
     expect(page.locator(".flash.success")).to_contain_text("created")
     expect(page.locator(".flash.warning")).to_contain_text("Germany (DE)")

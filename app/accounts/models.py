@@ -2,7 +2,8 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Computed, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Computed, Index, Numeric, String, Text, UniqueConstraint, case
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -81,12 +82,18 @@ class Account(AccountRecord, db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
-    @property
+    @hybrid_property
     def available_credit(self) -> Decimal:
         """What calls may still spend: prepaid balance, or postpaid credit-limit headroom."""
         if self.billing_type == "postpaid":
             return self.balance + self.credit_limit
         return self.balance
+
+    @available_credit.inplace.expression
+    @classmethod
+    def _available_credit_sql(cls):
+        """The same in SQL (dashboards, alerts)."""
+        return case((cls.billing_type == "postpaid", cls.balance + cls.credit_limit), else_=cls.balance)
 
     @property
     def display_name(self) -> str:

@@ -37,16 +37,12 @@ def money_by_currency() -> list[CurrencyMoney]:
             for c, n, held, neg in rows]
 
 
-def _available():
-    return case((Account.billing_type == "postpaid", Account.balance + Account.credit_limit), else_=Account.balance)
-
-
 def low_balance_accounts(limit: int = 10) -> tuple[list[Account], int]:
     """Active accounts whose available credit is under their low-balance level, lowest first."""
     where = (Account.status == "active", Account.low_balance_threshold > 0,
-             _available() < Account.low_balance_threshold)
+             Account.available_credit < Account.low_balance_threshold)
     count = db.session.scalar(select(func.count()).select_from(Account).where(*where))
-    rows = db.session.execute(select(Account).where(*where).order_by(_available(), Account.id).limit(limit)).scalars().all()
+    rows = db.session.execute(select(Account).where(*where).order_by(Account.available_credit, Account.id).limit(limit)).scalars().all()
     return rows, count
 
 

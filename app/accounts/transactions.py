@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 
 from app.extensions import db
 from app.ledger import LedgerEntry
-from app.rating.reports import DateRange
+from app.rating.reports import DateRange, csv_cell
 from app.timezones import to_local
 
 PAGE_SIZE = 100
@@ -68,6 +68,6 @@ def transactions_csv(account_id: int, currency: str, rng: DateRange):
         w = csv.writer(out)
         for created, description, kind, amount, after in part:
             w.writerow((to_local(created, rng.tz).isoformat(sep=" ", timespec="seconds"),
-                        ("'" + description) if description[:1] in ("=", "+", "-", "@") else description, kind,
+                        csv_cell(description), kind,
                         format(Decimal(amount), "f"), "" if after is None else format(Decimal(after), "f"), currency))
         yield out.getvalue()

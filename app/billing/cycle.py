@@ -31,7 +31,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,6 +43,7 @@ from app.billing.models import ServicePlan
 from app.billing.schedule import Period, current_period, local_date, period_containing
 from app.conflicts import FieldError
 from app.extensions import db
+from app.timezones import zone
 from app.money import MONEY_SCALE
 from tenants.mixins import AccountOwned, TenantOwned
 from tenants.models import utcnow
@@ -175,16 +175,9 @@ def targets_of_key(key: str) -> list[tuple[str, int | None, Period]]:
     return [t for t in out if t[2].key == key]
 
 
-def _zone(tz_name):
-    try:
-        return ZoneInfo(tz_name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def utc_start(day: date, tz_name) -> datetime:
     """Midnight of `day` in the zone, as naive UTC (how timestamps are stored)."""
-    return datetime.combine(day, dtime(), _zone(tz_name)).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.combine(day, dtime(), zone(tz_name)).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass

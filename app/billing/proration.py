@@ -10,9 +10,9 @@ for the same month finds the key taken and charges nothing twice.
 """
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from app.timezones import today_in
 
 from app import money
 
@@ -31,11 +31,7 @@ class Proration:
 
 
 def local_today(tz_name: str | None) -> date:
-    try:
-        tz = ZoneInfo(tz_name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
-    return datetime.now(tz).date()
+    return today_in(tz_name)
 
 
 def period_key(day: date) -> str:

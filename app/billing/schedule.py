@@ -9,7 +9,7 @@ Pure functions: no database.
 """
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from app.timezones import zone
 
 SCHEDULES = ("monthly", "daily")
 MIN_DAY, MAX_DAY = 1, 28   # 28: every month has the day, so no period is skipped or doubled
@@ -53,10 +53,7 @@ def period_containing(day: date, schedule: str = "monthly", billing_day: int = 1
 
 def local_date(tz_name: str | None, now: datetime | None = None) -> date:
     """Today in the account's time zone (UTC if the zone is unknown)."""
-    try:
-        tz = ZoneInfo(tz_name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
+    tz = zone(tz_name)
     now = now or datetime.now(timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)

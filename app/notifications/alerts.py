@@ -12,7 +12,7 @@ address (AccountDetails.low_balance_email, else the account's email), `alert_sch
 """
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, case, delete, select, update
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,16 +46,12 @@ class AccountAlert(AccountOwned, db.Model):
     notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
 
 
-def _available():
-    return case((Account.billing_type == "postpaid", Account.balance + Account.credit_limit), else_=Account.balance)
-
-
 def _conditions(now: datetime) -> dict[str, set[int]]:
     """{kind: ids of the accounts (alerts on, not closed) for which it holds now}."""
     base = select(Account.id).where(Account.email_alerts.is_(True), Account.status != "closed")
     low = set(db.session.execute(base.where(Account.low_balance_threshold > 0,
-                                            _available() < Account.low_balance_threshold)).scalars())
-    zero = set(db.session.execute(base.where(_available() <= 0)).scalars())
+                                            Account.available_credit < Account.low_balance_threshold)).scalars())
+    zero = set(db.session.execute(base.where(Account.available_credit <= 0)).scalars())
     soon = set()
     for account in db.session.execute(select(Account).where(Account.id.in_(base.where(Account.expiry_mode != "none"))
                                                             )).scalars():

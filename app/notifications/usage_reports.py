@@ -24,7 +24,7 @@ from app.calls.models import Call
 from app.extensions import db
 from app.notifications.models import Notification
 from app.notifications.outbox import queue_email, render_template
-from app.rating.reports import DateRange
+from app.rating.reports import DateRange, csv_cell
 from app.timezones import to_local, today_in
 from tenants.models import Tenant
 
@@ -73,8 +73,7 @@ def calls_csv(account: Account, rng: DateRange) -> str:
     for c in db.session.execute(select(Call).where(Call.account_id == account.id, Call.started_at >= start,
                                                    Call.started_at < end).order_by(Call.started_at, Call.id)
                                 .execution_options(yield_per=2000)).scalars():
-        destination = ("'" + c.destination) if c.destination[:1] in ("=", "+", "-", "@") else c.destination
-        w.writerow((to_local(c.started_at, rng.tz).isoformat(sep=" ", timespec="seconds"), c.extension, destination,
+        w.writerow((to_local(c.started_at, rng.tz).isoformat(sep=" ", timespec="seconds"), c.extension, csv_cell(c.destination),
                     c.country, c.disposition, c.billsec, c.charged_seconds, c.bundle_seconds,
                     "" if c.cost is None else format(Decimal(c.cost), "f"), account.currency, c.rating_error))
     return out.getvalue()

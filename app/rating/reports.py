@@ -139,13 +139,13 @@ def per_minute_csv(account: Account, rng: DateRange):
         out = io.StringIO()
         w = csv.writer(out)
         for started, destination, country, billsec, charged, bundle, cost in part:
-            w.writerow((to_local(started, rng.tz).isoformat(sep=" ", timespec="seconds"), _guard(destination), country, billsec,
+            w.writerow((to_local(started, rng.tz).isoformat(sep=" ", timespec="seconds"), csv_cell(destination), country, billsec,
                         charged, bundle, format(Decimal(cost), "f"), account.currency))
         yield out.getvalue()
 
 
-def _guard(text: str) -> str:
-    """A cell a spreadsheet would run as a formula is written behind a quote."""
+def csv_cell(text: str) -> str:
+    """A cell a spreadsheet would run as a formula is written behind a quote (every CSV export)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 

@@ -4,7 +4,6 @@ the new count; or, when the reseller allows it, applied at once with a prorated 
 import re
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -21,13 +20,18 @@ from provisioning.models import Extension
 from provisioning.realtime import PsEndpoint
 from tenants.models import Tenant
 from tenants.scope import tenant_scope, unscoped
-from tests.integration.billing_support import NEXT, NEXT_NOW, account, billed_account, entries, ledger_rows, set_fields
+from tests.integration.billing_support import account, billed_account, entries, ledger_rows, set_fields
 from tests.integration.onboarding_support import row_counts
 from workers.billing import charge_period
 
 URL = "/reseller/accounts/{}"
 TODAY = datetime.now(timezone.utc).date()
-NEXT_START = date(2027, 1, 1)          # billing_support.NEXT: the period after every account's creation
+# The test accounts are billed monthly on day 1, in UTC: the next period starts on the 1st of next month.
+NEXT_START = date(TODAY.year + TODAY.month // 12, TODAY.month % 12 + 1, 1)
+NEXT = f"{NEXT_START:%Y-%m}"
+NEXT_NOW = f"{NEXT_START.isoformat()}T12:00:00+00:00"
+D = NEXT_START.isoformat()
+AFTER_NEXT = date(NEXT_START.year + NEXT_START.month // 12, NEXT_START.month % 12 + 1, 1)
 
 
 def TID(world) -> int:
@@ -117,16 +121,16 @@ def test_a_decrease_is_scheduled_and_the_period_run_applies_it_once_with_the_new
     base = URL.format(acct)
     start_balance, before_exts = account(acct).balance, _exts(acct)
     html = _change(owner, base, 1)
-    assert f"2 users removed on {NEXT_START.isoformat()}" in html and "Schedule for 2027-01-01" in html
+    assert f"2 users removed on {NEXT_START.isoformat()}" in html and f"Schedule for {D}" in html
     assert f"extensions {before_exts[1]}, {before_exts[2]}" in html
-    assert 'name="accepted_charge" value="0"' in html and 'name="accepted_when" value="2027-01-01"' in html
+    assert 'name="accepted_charge" value="0"' in html and f'name="accepted_when" value="{D}"' in html
     # Nothing changes yet: the users, the extensions, the balance.
     assert _exts(acct) == before_exts and _users(acct) == 3 and account(acct).balance == start_balance
     assert _changes(acct) == [(1, "scheduled")]
     assert "plan.users_change_scheduled" in _actions(acct)
     page = owner.get(base).get_data(as_text=True)
-    assert "Scheduled: 3 → 1 users from 2027-01-01" in page and "Cancel this change" in page
-    assert page.count("(removed on 2027-01-01)") == 2
+    assert f"Scheduled: 3 → 1 users from {D}" in page and "Cancel this change" in page
+    assert page.count(f"(removed on {D})") == 2
 
     # The current period's run (a retry, say) leaves it alone: it starts with the next period.
     _run(TID(world), key=TODAY.strftime("%Y-%m"), now=datetime.now(timezone.utc).isoformat())
@@ -142,7 +146,7 @@ def test_a_decrease_is_scheduled_and_the_period_run_applies_it_once_with_the_new
     with unscoped():
         order = db.session.execute(select(Order).where(Order.account_id == acct, Order.kind == "users")).scalar_one()
         assert order.status == "processed" and order.details["before"] == "3" and order.details["after"] == "1"
-        assert order.details["effective_at"] == "2027-01-01T00:00:00"
+        assert order.details["effective_at"] == f"{D}T00:00:00"
         change = db.session.execute(select(ScheduledUserChange)).scalar_one()
         assert change.order_id == order.id and change.closed_at is not None
     assert _actions(acct).count("plan.users_changed") == 1
@@ -191,9 +195,9 @@ def test_a_retried_run_for_the_previous_period_still_charges_the_count_before_th
     with unscoped():
         ctx = cycle._batch_context([acct])
         plan = ctx["plans"][acct]
-        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime(2027, 1, 1)) == 1
-        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime(2026, 12, 1)) == 3
-        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime(2027, 2, 1)) == 1
+        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime.combine(NEXT_START, datetime.min.time())) == 1
+        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime.combine(TODAY.replace(day=1), datetime.min.time())) == 3
+        assert cycle.users_at(plan.users, ctx["changes"][acct], datetime.combine(AFTER_NEXT, datetime.min.time())) == 1
 
 
 def test_cancelling_from_the_account_page_keeps_the_users_and_the_run_charges_them_all(world, owner, acct):
@@ -226,12 +230,12 @@ def test_cancelling_from_the_account_page_keeps_the_users_and_the_run_charges_th
 
 def test_the_customer_schedules_sees_and_cancels_the_change_in_the_portal(world, customer, owner, acct):
     html = _change(customer, "/portal", 2)
-    assert "1 user removed on 2027-01-01" in html
+    assert f"1 user removed on {D}" in html
     page = customer.get("/portal/users").get_data(as_text=True)
-    assert "Scheduled: you will have 2 users from 2027-01-01" in page        # the flash
-    assert "Scheduled: 3 → 2 users from 2027-01-01" in page and "(removed on 2027-01-01)" in page
+    assert f"Scheduled: you will have 2 users from {D}" in page        # the flash
+    assert f"Scheduled: 3 → 2 users from {D}" in page and f"(removed on {D})" in page
     # The reseller sees it on the account page, too.
-    assert "Scheduled: 3 → 2 users from 2027-01-01" in owner.get(URL.format(acct)).get_data(as_text=True)
+    assert f"Scheduled: 3 → 2 users from {D}" in owner.get(URL.format(acct)).get_data(as_text=True)
     with unscoped():
         change_id = db.session.execute(select(ScheduledUserChange.id)).scalar_one()
     resp = customer.post(f"/portal/users/scheduled/{change_id}/cancel", headers={"HX-Request": "true"})
@@ -254,10 +258,10 @@ def test_a_second_decrease_replaces_the_first(world, owner, acct):
     base = URL.format(acct)
     _change(owner, base, 2)
     html = _change(owner, base, 1)
-    assert "It replaces the change to 2 users scheduled for 2027-01-01." in html
+    assert f"It replaces the change to 2 users scheduled for {D}." in html
     assert _changes(acct) == [(2, "replaced"), (1, "scheduled")]
     # Asking for the scheduled count again, or for today's, is refused with what to do.
-    for users, message in ((1, "A change to 1 user from 2027-01-01 is already scheduled."),
+    for users, message in ((1, f"A change to 1 user from {D} is already scheduled."),
                            (3, "To keep 3 users, cancel that change.")):
         resp = owner.post(base + "/users/preview", data={"users": str(users)})
         assert resp.status_code == 422 and message in resp.get_data(as_text=True)
@@ -281,7 +285,7 @@ def test_an_increase_while_a_decrease_waits_replaces_it_and_is_charged_prorated(
     _change(owner, base, 1)
     balance = account(acct).balance
     html = _change(owner, base, 4)
-    assert "It cancels the change to 1 user scheduled for 2027-01-01." in html and "Charged now" in html
+    assert f"It cancels the change to 1 user scheduled for {D}." in html and "Charged now" in html
     charge = Decimal(_accepted(html)["accepted_charge"])
     assert charge > 0 and account(acct).balance == balance - charge
     assert _changes(acct) == [(1, "replaced")] and _users(acct) == 4 and len(_exts(acct)) == 4
@@ -379,22 +383,25 @@ def test_the_credit_is_prorated_over_the_accounts_own_billing_period(world, acct
 
 
 def test_a_daily_account_changes_the_next_day(world, acct):
+    from datetime import timedelta
+
     from app.accounts.models import Account
     from app.billing import plans
 
     set_fields(acct, billing_schedule="daily", billing_day=1)
-    now = datetime(2026, 12, 20, 9, tzinfo=timezone.utc)
+    day, after = TODAY + timedelta(days=1), TODAY + timedelta(days=2)
+    now = datetime.combine(day, datetime.min.time()).replace(hour=9, tzinfo=timezone.utc)
     with tenant_scope(TID(world)):
         a = db.session.execute(select(Account).where(Account.id == acct)).scalar_one()
         plan = plans.plan_of(acct)
         plans.apply_user_change(a, plan, 1, accepted_from=3, accepted_charge=Decimal("0"),
-                                accepted_when="2026-12-21", now=now)
+                                accepted_when=after.isoformat(), now=now)
         db.session.commit()
-    _run(TID(world), key="2026-12-20", now="2026-12-20T12:00:00+00:00")
-    assert _users(acct) == 3
-    _run(TID(world), key="2026-12-21", now="2026-12-21T00:05:00+00:00")
+    _run(TID(world), key=day.isoformat(), now=f"{day.isoformat()}T12:00:00+00:00")
+    assert _users(acct) == 3 and entries(acct)[f"account:{acct}:users:{day.isoformat()}"] == Decimal("-15.00")
+    _run(TID(world), key=after.isoformat(), now=f"{after.isoformat()}T00:05:00+00:00")
     assert _users(acct) == 1 and len(_exts(acct)) == 1
-    assert entries(acct)[f"account:{acct}:users:2026-12-21"] == Decimal("-5.00")
+    assert entries(acct)[f"account:{acct}:users:{after.isoformat()}"] == Decimal("-5.00")
 
 
 # --- the reseller's setting ---------------------------------------------------------------------------

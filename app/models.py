@@ -10,6 +10,7 @@ from app.billing.cycle import ChargeRun, ChargeRunAccount, RecurringCharge  # no
 from app.billing.extras import Extra  # noqa: F401
 from app.billing.orders import Order  # noqa: F401
 from app.billing.plans import PlanName  # noqa: F401
+from app.billing.user_changes import ScheduledUserChange  # noqa: F401
 from app.calls.models import Call  # noqa: F401
 from app.calls.switch_cdrs import SwitchCdr  # noqa: F401
 from app.ledger import LedgerEntry  # noqa: F401

@@ -269,16 +269,18 @@ class UsersChangeForm(FlaskForm):
     users = IntegerField("Number of users", validators=[
         InputRequired("Enter the number of users."), NumberRange(1, 1000, "From 1 to 1,000 users.")])
     accepted_from = HiddenField()
-    accepted_charge = HiddenField()
+    accepted_charge = HiddenField()    # + charged now, - credited now, 0 for a scheduled decrease
+    accepted_when = HiddenField()      # "now", or the day a scheduled decrease starts
 
     def accepted_quote(self):
-        """(users the preview started from, charge it showed); a 400 if no preview was made."""
+        """(users the preview started from, amount it showed, when); a 400 if no preview was made."""
         from flask import abort
 
         from app import money
 
         try:
-            return int(self.accepted_from.data), money.to_decimal(self.accepted_charge.data)
+            return (int(self.accepted_from.data), money.to_decimal(self.accepted_charge.data),
+                    (self.accepted_when.data or "").strip() or None)
         except (TypeError, ValueError):
             abort(400, description="Preview the change first.")
 

@@ -2,7 +2,7 @@
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, select
+from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, UniqueConstraint, false, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -44,6 +44,9 @@ class Tenant(db.Model):
     # currency, needs a second confirmation (app.accounts.operations.adjust_balance).
     adjustment_confirm_limit: Mapped[Decimal] = mapped_column(
         Numeric(18, 4), default=Decimal("1000"), server_default="1000")
+    # A lower user count applies at once with a prorated credit (True), or at the start of the
+    # account's next billing period (False, the default): app/billing/user_changes.py.
+    user_decrease_immediate: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped["Tenant | None"] = relationship(remote_side=[id])

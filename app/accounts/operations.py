@@ -347,6 +347,9 @@ def close_account(account: Account, *, calls_in_progress: int = 0, reason: str |
                                "the account first.")
     released = dids.release_all(account)
     extensions.deactivate_all(account)
+    from app.billing.user_changes import cancel_on_close
+
+    cancel_on_close(account)        # a scheduled user-count decrease has nothing left to apply to
     for user in account_logins(account.id):
         user.active = False
     old, account.status = account.status, "closed"

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app import audit, ledger, money
 from app.accounts.models import Account
+from app.billing import user_changes
 from app.billing.extras import Extra, occurrences_between
 from app.billing.models import ServicePlan
 from app.billing.schedule import Period, current_period, local_date, period_containing
@@ -127,7 +128,9 @@ def ledger_key(account_id: int, kind: str, item: int, period_key: str) -> str:
 
 def users_at(plan_users: int, changes: list[tuple[datetime, int]], start_utc: datetime) -> int:
     """The user count in force at `start_utc`: the `before` of the first change made at or
-    after it (changes: (when, before) of the account's user-count orders), else today's."""
+    after it (changes: (when, before) of the account's user-count orders), else today's.
+    A scheduled decrease counts as made just before the period it starts
+    (user_changes.change_moment), so that period is charged the new count."""
     later = [before for when, before in sorted(changes) if when >= start_utc]
     return later[0] if later else plan_users
 
@@ -295,21 +298,33 @@ def charge_batch(plan: RunPlan, *, after_id: int = 0, batch_size: int = 200, ski
                                  .where(ChargeRunAccount.run_id == plan.run_id,
                                         ChargeRunAccount.account_id.in_(result.ids))).all())
     todo = [a for a in accounts if marks.get(a.id) in (None, "failed")]
-    context = _batch_context([a.id for a in todo])
+    # Scheduled user-count decreases that start by this period apply first, in the same
+    # transaction as the charges, so the users charge uses the new count (user_changes.py).
+    changes = user_changes.due_for(todo, plan.periods)
     try:
         # The whole batch at once: a few statements and one ledger.post_many for all of it.
         with session.begin_nested():
+            for account in todo:
+                if account.id in changes:
+                    user_changes.apply_due(changes[account.id], account)
+            context = _batch_context([a.id for a in todo])
             result.outcomes = charge_accounts(todo, plan, context)
     except Exception:
         # Something failed: account by account (a savepoint each), to record the one that fails.
         for account in todo:
             session.expire(account)
+        for change in changes.values():
+            session.expire(change)
+        context = _batch_context([a.id for a in todo])
         result.outcomes = {}
         for account in todo:
             period = plan.periods[account.billing_schedule]
             try:
                 with session.begin_nested():
-                    outcome = charge_account(account, period, plan.run_id, context)
+                    own = context
+                    if account.id in changes and user_changes.apply_due(changes[account.id], account):
+                        own = None                          # its plan and orders changed: read them again
+                    outcome = charge_account(account, period, plan.run_id, own)
             except Exception as e:    # recorded, retried by the next run; the others go on
                 session.expire(account)
                 result.outcomes[account.id] = ("failed", f"{type(e).__name__}: {e}"[:255])
@@ -428,7 +443,7 @@ def _batch_context(account_ids: list[int]) -> dict:
             before = int((o.details or {}).get("before"))
         except (TypeError, ValueError):
             continue
-        ctx["changes"].setdefault(o.account_id, []).append((o.processed_at or o.created_at, before))
+        ctx["changes"].setdefault(o.account_id, []).append((user_changes.change_moment(o), before))
     return ctx
 
 

@@ -7,8 +7,9 @@ for the same name.
 
 User-count changes follow Kazoo: `quote_user_change()` says what will be charged now, and
 `apply_user_change()` only goes ahead if that quote is still what the admin accepted.
-Added users are charged for the rest of the month (prorated); removed users take effect
-at once and are not refunded. Flush, never commit.
+Added users are charged for the rest of the billing period (prorated); removed users go at
+the start of the next period (a scheduled change, app/billing/user_changes.py), or at once
+with a prorated credit when the reseller allows it. Flush, never commit.
 """
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app import audit, ledger, money
 from app.billing.models import PlanCountry, ServicePlan
-from app.billing.proration import Proration, local_today, prorate
+from app.billing.proration import Proration, prorate_in_period
 from app.conflicts import FieldError, flush_or_conflict
 from app.extensions import db
 from tenants.mixins import TenantOwned
@@ -170,11 +171,19 @@ def update_plan(plan: ServicePlan, *, name: str, cost_per_user: Decimal, rate_sh
 
 @dataclass(frozen=True)
 class UserChangeQuote:
+    """What a change of the user count does, shown before it is accepted.
+
+    An increase is charged now for the rest of the current billing period (prorated). A
+    decrease takes effect at the start of the next period (`effective_on`), unless the
+    reseller lets decreases apply at once, with a prorated credit for the rest of the period."""
     current: int
     new: int
     cost_per_user: Decimal
-    proration: Proration | None   # for the added users; None when nothing is added
+    proration: Proration | None   # the added users' charge, or the removed users' credit (at once)
     currency: str
+    effective_on: date | None = None      # a decrease at the next period: that period's first day
+    effective_period: str = ""            # and its key
+    waiting: tuple[int, date] | None = None   # (users, from) of the scheduled change this one replaces
 
     @property
     def added(self) -> int:
@@ -185,8 +194,25 @@ class UserChangeQuote:
         return max(self.current - self.new, 0)
 
     @property
+    def scheduled(self) -> bool:
+        return self.effective_on is not None
+
+    @property
     def charge_now(self) -> Decimal:
-        return self.proration.amount if self.proration else Decimal("0")
+        return self.proration.amount if self.proration and self.added else Decimal("0")
+
+    @property
+    def credit_now(self) -> Decimal:
+        return self.proration.amount if self.proration and self.removed else Decimal("0")
+
+    @property
+    def accepted_amount(self) -> Decimal:
+        """What the accept form carries back: + charged now, - credited now, 0 scheduled."""
+        return self.charge_now - self.credit_now
+
+    @property
+    def accepted_when(self) -> str:
+        return self.effective_on.isoformat() if self.effective_on else "now"
 
     @property
     def monthly_before(self) -> Decimal:
@@ -199,63 +225,116 @@ class UserChangeQuote:
 
 class QuoteChanged(FieldError):
     def __init__(self, quote: UserChangeQuote):
-        super().__init__("users", "The charge changed since it was shown (another change, or a new day). "
-                                  "Review the new charge and accept again.")
+        super().__init__("users", "The change is no longer the one shown (another change, a new day or a new "
+                                  "setting). Review the new charge and accept again.")
         self.quote = quote
 
 
-def quote_user_change(account, plan: ServicePlan, new_users: int) -> UserChangeQuote:
+def decreases_at_once(tenant_id: int) -> bool:
+    """The reseller's setting: a decrease applies at once with a prorated credit (else at the
+    start of the next billing period)."""
+    from tenants.models import Tenant
+
+    return bool(db.session.execute(select(Tenant.user_decrease_immediate).where(Tenant.id == tenant_id)
+                                   .execution_options(all_tenants=True)).scalar())
+
+
+def _plural(n: int, word: str = "user") -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def quote_user_change(account, plan: ServicePlan, new_users: int, *, now: datetime | None = None) -> UserChangeQuote:
+    from app.billing import user_changes
+    from app.billing.schedule import current_period, local_date
+
     if account.status == "closed":
         raise FieldError("users", "This account is closed.")
     if new_users is None or not 1 <= new_users <= MAX_USERS:
         raise FieldError("users", f"Between 1 and {MAX_USERS} users.")
+    waiting = user_changes.pending_change(account.id)
     if new_users == plan.users:
-        raise FieldError("users", f"The account already has {plan.users} user{'s' if plan.users != 1 else ''}.")
-    added = max(new_users - plan.users, 0)
-    proration = None
-    if added:
-        proration = prorate(money.to_decimal(plan.cost_per_user) * added, local_today(account.timezone), account.currency)
-    return UserChangeQuote(plan.users, new_users, money.to_decimal(plan.cost_per_user), proration, account.currency)
+        if waiting is not None:
+            raise FieldError("users", (
+                f"The account already has {_plural(plan.users)}; a change to {_plural(waiting.to_users)} from "
+                f"{waiting.effective_on.isoformat()} is scheduled. To keep {_plural(plan.users)}, cancel that change."))
+        raise FieldError("users", f"The account already has {_plural(plan.users)}.")
+    if waiting is not None and new_users == waiting.to_users:
+        raise FieldError("users", f"A change to {_plural(new_users)} from {waiting.effective_on.isoformat()} "
+                                  "is already scheduled.")
+    cost = money.to_decimal(plan.cost_per_user)
+    period = current_period(account.timezone, account.billing_schedule, account.billing_day, now)
+    today = local_date(account.timezone, now)
+    proration, effective_on, effective_period = None, None, ""
+    if new_users > plan.users:
+        proration = prorate_in_period(cost * (new_users - plan.users), period, today, account.currency)
+    elif decreases_at_once(account.tenant_id):
+        proration = prorate_in_period(cost * (plan.users - new_users), period, today, account.currency)
+    else:
+        nxt = user_changes.next_period(account, now)
+        effective_on, effective_period = nxt.start, nxt.key
+    return UserChangeQuote(plan.users, new_users, cost, proration, account.currency, effective_on, effective_period,
+                           (waiting.to_users, waiting.effective_on) if waiting is not None else None)
 
 
 def apply_user_change(account, plan: ServicePlan, new_users: int, *, accepted_from: int,
-                      accepted_charge: Decimal, created_by_id: int | None = None) -> UserChangeQuote:
-    """Apply a change the admin accepted; refuse if the quote is no longer the accepted one."""
+                      accepted_charge: Decimal, accepted_when: str | None = None,
+                      created_by_id: int | None = None, now: datetime | None = None) -> UserChangeQuote:
+    """Apply a change the admin accepted; refuse if the quote is no longer the accepted one
+    (`accepted_charge`: + charged, - credited, 0 scheduled; `accepted_when`: "now" or the day
+    a scheduled decrease starts). An increase is charged now and adds extensions; a decrease
+    is scheduled for the next period (app/billing/user_changes.py) or, when the reseller allows
+    it, applied now with a prorated credit. A change applied now replaces a scheduled one."""
+    from app.billing import user_changes
     from app.billing.orders import record_order
     from app.numbers.operations import detach_from_extension
     from provisioning import extensions
 
-    # Lock the tenant (extension numbering) first, then the plan row: two accepted changes
-    # apply one after the other, in the same lock order as onboarding.
+    # Lock the account first (the period run's lock: a change never interleaves with the run
+    # charging this account), then the tenant (extension numbering), then the plan row: two
+    # accepted changes apply one after the other.
+    user_changes.lock_account(account.id)
     extensions.lock_tenant(account.tenant_id)
     plan = db.session.execute(
         select(ServicePlan).where(ServicePlan.id == plan.id).with_for_update().execution_options(populate_existing=True)
     ).scalar_one()
-    quote = quote_user_change(account, plan, new_users)
-    if quote.current != accepted_from or quote.charge_now != accepted_charge:
+    quote = quote_user_change(account, plan, new_users, now=now)
+    if (quote.current != accepted_from or quote.accepted_amount != accepted_charge
+            or (accepted_when and accepted_when != quote.accepted_when)):
         raise QuoteChanged(quote)
     if quote.charge_now and account.billing_type == "prepaid" and account.balance < quote.charge_now:
         raise FieldError("users", (
             f"The balance {money.format_money(account.balance, account.currency)} does not cover the charge of "
             f"{money.format_money(quote.charge_now, account.currency)}. Add credit first."))
+    if quote.scheduled:
+        user_changes.schedule(account, plan, quote.new, quote.effective_on, quote.effective_period,
+                              created_by_id=created_by_id)
+        return quote
+    user_changes.replace_pending(account, f"replaced by a change to {quote.new} users at once", by_id=created_by_id)
     order = record_order(account, "users", f"Users {quote.current} → {quote.new}", status="processed",
-                         before=quote.current, after=quote.new, charged=quote.charge_now)
+                         before=quote.current, after=quote.new, charged=quote.charge_now,
+                         credited=quote.credit_now)
+    key = f"account:{account.id}:users:{quote.proration.period}:order:{order.id}" if quote.proration else ""
+    days = (f"{quote.proration.days_left}/{quote.proration.days_in_month} days of {quote.proration.period}"
+            if quote.proration else "")
+    each = money.format_money(quote.cost_per_user, account.currency)
     if quote.added:
         extensions.add_extensions(account, quote.added)
         if quote.charge_now:
-            ledger.post(account.id, -quote.charge_now, "user_charge",
-                        f"account:{account.id}:users:{quote.proration.period}:order:{order.id}",
-                        description=(f"{quote.added} more user{'s' if quote.added != 1 else ''} × "
-                                     f"{money.format_money(quote.cost_per_user, account.currency)}, "
-                                     f"{quote.proration.days_left}/{quote.proration.days_in_month} days of {quote.proration.period}"),
+            ledger.post(account.id, -quote.charge_now, "user_charge", key,
+                        description=f"{quote.added} more user{'s' if quote.added != 1 else ''} × {each}, {days}",
                         created_by_id=created_by_id)
     else:
         for ext in extensions.newest_extensions(account, quote.removed):
             detach_from_extension(ext)   # its DIDs stay on the account, unattached
         extensions.remove_extensions(account, quote.removed)
+        if quote.credit_now:
+            # The key names the order: one credit per change, and a retried request finds it.
+            ledger.post(account.id, quote.credit_now, "user_charge", key,
+                        description=f"Credit: {quote.removed} user{'s' if quote.removed != 1 else ''} removed × "
+                                    f"{each}, {days}", created_by_id=created_by_id)
     plan.users = quote.new
     audit.record("plan.users_changed", plan, account_id=account.id, before=quote.current, after=quote.new,
-                 charged=str(quote.charge_now))
+                 charged=str(quote.charge_now), credited=str(quote.credit_now))
     flush_or_conflict()
     return quote
 

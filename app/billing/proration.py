@@ -45,3 +45,18 @@ def prorate(monthly, day: date, currency: str = "USD") -> Proration:
     amount = money.quantize(monthly * days_left / days_in_month, currency)
     return Proration(monthly=money.quantize(monthly, currency), amount=amount, days_left=days_left,
                      days_in_month=days_in_month, period=period_key(day))
+
+
+def prorate_in_period(monthly, period, day: date, currency: str = "USD") -> Proration:
+    """A price per billing period (app/billing/schedule.py `Period`), for the days of the period
+    left on `day`, that day included: what a user-count change charges or credits now.
+    The same rule as `prorate`, over the account's own period instead of the calendar month,
+    so that a change charges or credits exactly the part of the period the run charged or will
+    charge (a day-1 monthly account: the calendar month, as before)."""
+    monthly = money.to_decimal(monthly)
+    days, days_left = period.days, (period.end - day).days
+    if not 0 < days_left <= days:
+        raise ValueError(f"{day} is not in the period {period.key}")
+    amount = money.quantize(monthly * days_left / days, currency)
+    return Proration(monthly=money.quantize(monthly, currency), amount=amount, days_left=days_left,
+                     days_in_month=days, period=period.key)

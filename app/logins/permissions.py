@@ -15,7 +15,7 @@ ADMIN_ONLY_ENDPOINTS = {"admins", "settings"}
 PORTAL_PERMISSIONS = {
     "transactions": ("Transactions and balance", {"transactions", "transactions_csv"}),
     "reports": ("Call reports", {"per_minute", "per_minute_csv"}),
-    "users": ("Users and service plan", {"users", "users_preview", "users_apply", "plan"}),
+    "users": ("Users and service plan", {"users", "users_preview", "users_apply", "users_cancel", "plan"}),
     "numbers": ("Numbers", {"numbers"}),
     "payments": ("Top-ups and payment history", {"topup", "payments", "payment", "payment_return"}),
 }

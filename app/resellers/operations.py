@@ -187,3 +187,18 @@ def set_adjustment_limit(tenant: Tenant, limit) -> bool:
     audit.record("reseller.adjustment_limit", tenant, old=str(money.quantize(old, tenant.currency)), new=str(limit))
     _flush()
     return True
+
+
+def set_user_decrease_immediate(tenant: Tenant, immediate: bool) -> bool:
+    """Whether a lower user count applies at once with a prorated credit (True) or at the start
+    of the account's next billing period (False). Changes already scheduled stay scheduled.
+    Audited; True if it changed."""
+    immediate = bool(immediate)
+    if bool(tenant.user_decrease_immediate) == immediate:
+        return False
+    old = bool(tenant.user_decrease_immediate)
+    tenant.user_decrease_immediate = immediate
+    audit.record("reseller.user_decrease_mode", tenant, old="at once" if old else "next period",
+                 new="at once" if immediate else "next period")
+    _flush()
+    return True

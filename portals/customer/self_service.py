@@ -10,27 +10,30 @@ from datetime import datetime, timezone
 
 from flask import abort, flash, redirect, session, url_for
 from flask_login import current_user, login_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from app import audit, money
 from app.calls import live
 from app.logins.operations import tenant_chain_active
-from app.billing import plans
+from app.billing import plans, user_changes
+from app.billing.user_changes import ScheduledUserChange
 from app.billing.orders import Order, record_order
 from app.conflicts import FieldError
 from app.extensions import db
 from app.notifications.outbox import password_changed
 from app.logins.models import User
-from app.web import render
+from app.web import is_htmx, render
 from portals.account_forms import COUNTRY_NAMES, ChangeOwnPasswordForm, NumberRequestForm, UsersChangeForm
 from portals.customer import bp
 from portals.customer.routes import my_account
 from app.numbers import operations as dids
 from provisioning.models import Extension
+from tenants import get_or_404
 from tenants.scope import subtree_ids
 
 
-def _users_page(*, status=200, form=None, quote=None, message=None):
+def _users_page(*, status=200, form=None, quote=None, message=None, notice=None):
     account = my_account()
     plan = plans.plan_of(account.id)
     exts = list(db.session.execute(
@@ -39,7 +42,10 @@ def _users_page(*, status=200, form=None, quote=None, message=None):
     numbers = dids.numbers_of_account(account.id)
     form = form or UsersChangeForm(formdata=None, users=plan.users if plan else 1)
     return render("customer/users.html", status=status, account=account, plan=plan, extensions=exts,
-                  numbers=numbers, form=form, quote=quote, message=message, title="Users")
+                  numbers=numbers, form=form, quote=quote, message=message, notice=notice,
+                  waiting=user_changes.waiting(account, plan),
+                  leaving=user_changes.leaving_extensions(account, quote.removed) if quote else [],
+                  decrease_at_once=plans.decreases_at_once(account.tenant_id), title="Users")
 
 
 @bp.get("/users")
@@ -73,10 +79,11 @@ def users_apply():
     form = UsersChangeForm()
     if not form.validate():
         return _users_page(status=422, form=form)
-    accepted_from, accepted_charge = form.accepted_quote()
+    accepted_from, accepted_charge, accepted_when = form.accepted_quote()
     try:
         quote = plans.apply_user_change(account, plan, form.users.data, accepted_from=accepted_from,
-                                        accepted_charge=accepted_charge, created_by_id=current_user.id)
+                                        accepted_charge=accepted_charge, accepted_when=accepted_when,
+                                        created_by_id=current_user.id)
     except plans.QuoteChanged as e:
         db.session.rollback()
         return _users_page(status=409, form=form, quote=e.quote, message=e.message)
@@ -84,11 +91,43 @@ def users_apply():
         db.session.rollback()
         form.users.errors = list(form.users.errors) + [e.message]
         return _users_page(status=422, form=form)
+    currency = account.currency
     live.announce(account.account_number)
     db.session.commit()
-    flash(f"You now have {quote.new} user{'s' if quote.new != 1 else ''}."
-          + (f" Charged {money.format_money(quote.charge_now, account.currency)}." if quote.charge_now else ""),
-          "success")
+    if quote.scheduled:
+        flash(f"Scheduled: you will have {quote.new} user{'s' if quote.new != 1 else ''} from "
+              f"{quote.effective_on.isoformat()}, the start of your next billing period. Until then all "
+              f"{quote.current} users keep working. You can cancel the change until then.", "success")
+    else:
+        flash(f"You now have {quote.new} user{'s' if quote.new != 1 else ''}."
+              + (f" Charged {money.format_money(quote.charge_now, currency)}." if quote.charge_now else "")
+              + (f" Credited {money.format_money(quote.credit_now, currency)}." if quote.credit_now else ""),
+              "success")
+    return redirect(url_for("customer.users"), code=303)
+
+
+@bp.post("/users/scheduled/<int:user_change_id>/cancel")
+def users_cancel(user_change_id):
+    """Cancel the scheduled decrease: the account keeps its users. htmx swaps the page."""
+    account = my_account()
+    change = get_or_404(ScheduledUserChange, user_change_id)
+    if change.account_id != account.id:
+        abort(404)
+    if not FlaskForm().validate_on_submit():
+        abort(400, description="The form expired; reload the page and try again.")
+    try:
+        user_changes.cancel(account, change, by_id=current_user.id)
+    except FieldError as e:
+        db.session.rollback()
+        if is_htmx():
+            return _users_page(status=409, message=e.message)
+        flash(e.message, "error")
+        return redirect(url_for("customer.users"), code=303)
+    done = f"The change to {change.to_users} users is cancelled: you keep your {change.from_users} users."
+    db.session.commit()
+    if is_htmx():
+        return _users_page(notice=done)
+    flash(done, "success")
     return redirect(url_for("customer.users"), code=303)
 
 
@@ -159,8 +198,6 @@ def password():
 @bp.post("/impersonation/end")
 def impersonation_end():
     """Back to the reseller portal, as the reseller login that started the impersonation."""
-    from flask_wtf import FlaskForm
-
     if not FlaskForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     impersonator_id = session.get("impersonator_id")

@@ -19,14 +19,15 @@ from app.accounts.operations import (REASON_NEEDED, STALE_MESSAGE, LargeAdjustme
                                     set_account_status, set_pin, set_portal_password, update_account)
 from app.accounts.models import Account
 from app.audit import AuditEntry
-from app.billing import plans
+from app.billing import plans, user_changes
+from app.billing.user_changes import ScheduledUserChange
 from app.billing.account_templates import save_template, values_from_account
 from app.billing.orders import Order, process_order
 from app.conflicts import FieldError
 from app.extensions import db
 from app.ledger import LedgerEntry
 from app.notifications.outbox import low_balance_alert, welcome_letter
-from app.web import render
+from app.web import is_htmx, render
 from portals.account_forms import (AccountEditForm, ActionForm, AssignNumberForm, BalanceForm, MoveNumberForm,
                                    NotesForm, PortalPasswordForm, StatusChangeForm, TemplateNameForm, UsersChangeForm,
                                    amount)
@@ -112,7 +113,8 @@ def _assign_form(account, exts, form=None) -> AssignNumberForm:
     return form
 
 
-def _page(account: Account, *, status=200, message=None, quote=None, **forms):
+def _page(account: Account, *, status=200, message=None, quote=None, users_message=None, users_notice=None,
+          **forms):
     plan = plans.plan_of(account.id)
     countries = plans.countries_of(plan)
     exts = _extensions(account.id)
@@ -145,6 +147,9 @@ def _page(account: Account, *, status=200, message=None, quote=None, **forms):
                   in_use=calls_in_progress(account.account_number), extension_calls=extension_calls,
                   new_password=new_password,
                   quote=quote, message=message, move_form=move_form, action_form=ActionForm(formdata=None),
+                  waiting=user_changes.waiting(account, plan), users_message=users_message, users_notice=users_notice,
+                  leaving=user_changes.leaving_extensions(account, quote.removed) if quote else [],
+                  decrease_at_once=plans.decreases_at_once(account.tenant_id),
                   adjustment_limit=adjustment_limit(account.tenant_id),
                   title=account.display_name, **forms)
 
@@ -460,6 +465,19 @@ def account_users_preview(account_id):
     return _page(account, users_form=form, quote=quote)
 
 
+def user_change_done(quote, currency: str) -> str:
+    """What an accepted change did, in one sentence (both portals)."""
+    if quote.scheduled:
+        return (f"Scheduled: {quote.current} → {quote.new} users from {quote.effective_on.isoformat()}, the start of "
+                "the next billing period. Until then every user keeps working; the change can be cancelled.")
+    done = f"Users changed from {quote.current} to {quote.new}."
+    if quote.charge_now:
+        done += f" Charged {money.format_money(quote.charge_now, currency)}."
+    if quote.credit_now:
+        done += f" Credited {money.format_money(quote.credit_now, currency)}."
+    return done
+
+
 @bp.post("/accounts/<int:account_id>/users/apply")
 def account_users_apply(account_id):
     account = get_or_404(Account, account_id)
@@ -467,10 +485,11 @@ def account_users_apply(account_id):
     form = UsersChangeForm()
     if not form.validate():
         return _page(account, status=422, users_form=form)
-    accepted_from, accepted_charge = form.accepted_quote()
+    accepted_from, accepted_charge, accepted_when = form.accepted_quote()
     try:
         quote = plans.apply_user_change(account, plan, form.users.data, accepted_from=accepted_from,
-                                        accepted_charge=accepted_charge, created_by_id=current_user.id)
+                                        accepted_charge=accepted_charge, accepted_when=accepted_when,
+                                        created_by_id=current_user.id)
     except plans.QuoteChanged as e:
         db.session.rollback()
         account = get_or_404(Account, account_id)
@@ -480,9 +499,34 @@ def account_users_apply(account_id):
         account = get_or_404(Account, account_id)
         _attach(form, e)
         return _page(account, status=422, users_form=form, message=None if e.field else e.message)
+    currency = account.currency
     live.announce(account.account_number)
     db.session.commit()
-    flash(f"Users changed from {quote.current} to {quote.new}.", "success")
+    flash(user_change_done(quote, currency), "success")
+    return _back(account_id, "#extensions")
+
+
+@bp.post("/accounts/<int:account_id>/users/scheduled/<int:user_change_id>/cancel")
+def account_users_cancel(account_id, user_change_id):
+    """Cancel a scheduled decrease: the account keeps its users. htmx swaps the users section."""
+    account = get_or_404(Account, account_id)
+    change = get_or_404(ScheduledUserChange, user_change_id)
+    if change.account_id != account.id:
+        abort(404)
+    _require_post_form(ActionForm())
+    try:
+        user_changes.cancel(account, change, by_id=current_user.id)
+    except FieldError as e:
+        db.session.rollback()
+        if is_htmx():
+            return _page(get_or_404(Account, account_id), status=409, users_message=e.message)
+        flash(e.message, "error")
+        return _back(account_id, "#extensions")
+    done = (f"The change to {change.to_users} users is cancelled: the account keeps its {change.from_users} users.")
+    db.session.commit()
+    if is_htmx():
+        return _page(get_or_404(Account, account_id), users_notice=done)
+    flash(done, "success")
     return _back(account_id, "#extensions")
 
 

@@ -3,20 +3,22 @@ Every reseller login sees them; only the owner changes them (403 on a POST other
 
 Two small forms on one page, each saved on its own (a POST carries the fields of one form):
 - the call charge precision (issue 14, point 1), with what an example call costs at each setting;
-- the limit above which a ledger adjustment needs a second confirmation (issue 14, point 5).
+- the limit above which a ledger adjustment needs a second confirmation (issue 14, point 5);
+- when a lower user count applies: at the next billing period, or at once with a prorated
+  credit (issue 16, point 4; app/billing/user_changes.py).
 """
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import SelectField
+from wtforms import RadioField, SelectField
 from wtforms.validators import InputRequired
 
 from app.extensions import db
 from app.money import call_charge_places, format_money_exact, minor_units
 from app.rating.cost import Tariff, call_cost
 from app.resellers.operations import (CALL_PLACES_CHOICES, TenantError, set_adjustment_limit,
-                                      set_call_charge_places)
+                                      set_call_charge_places, set_user_decrease_immediate)
 from app.web import hx_redirect, render
 from portals.access import owner_only
 from portals.account_forms import MoneyField
@@ -51,6 +53,16 @@ class AdjustmentLimitForm(FlaskForm):
                     "second confirmation, showing the amount and this limit.")
 
 
+class UserDecreaseForm(FlaskForm):
+    user_decrease = RadioField(
+        "When an account lowers its number of users", default="next_period",
+        choices=[("next_period", "At the start of its next billing period (the users are paid to the end of this one)"),
+                 ("now", "At once, with a credit for the rest of the current period (prorated by the day)")],
+        validators=[InputRequired("Choose when a lower user count applies.")],
+        description="For changes made from now on, in your account pages and the customer portal. "
+                    "A change already scheduled stays scheduled (it can be cancelled on the account's page).")
+
+
 def _examples(tenant):
     """What the example call costs at each setting, in the reseller's currency."""
     out = []
@@ -59,6 +71,10 @@ def _examples(tenant):
         cost = call_cost(7, EXAMPLE, tenant.currency, places=places)
         out.append((p, places, format_money_exact(cost, tenant.currency)))
     return out
+
+
+def _decrease_value(tenant) -> str:
+    return "now" if tenant.user_decrease_immediate else "next_period"
 
 
 def _tenant() -> Tenant:
@@ -72,8 +88,20 @@ def settings():
     tenant = _tenant()
     form = SettingsForm(data={"call_charge_places": tenant.call_charge_places})
     limit_form = AdjustmentLimitForm(data={"adjustment_confirm_limit": tenant.adjustment_confirm_limit})
-    if request.method == "POST" and "adjustment_confirm_limit" in request.form:
+    decrease_form = UserDecreaseForm(data={"user_decrease": _decrease_value(tenant)})
+    if request.method == "POST" and "user_decrease" in request.form:
         form = SettingsForm(formdata=None, data={"call_charge_places": tenant.call_charge_places})
+        limit_form = AdjustmentLimitForm(formdata=None, data={"adjustment_confirm_limit": tenant.adjustment_confirm_limit})
+        if decrease_form.validate_on_submit():
+            changed = set_user_decrease_immediate(tenant, decrease_form.user_decrease.data == "now")
+            db.session.commit()
+            flash("Settings saved: fewer users apply " + ("at once, with a prorated credit." if _decrease_value(tenant) == "now"
+                                                         else "at the start of the next billing period.")
+                  if changed else "Nothing changed.", "success" if changed else "info")
+            return redirect(url_for("reseller.settings") + "#user-decrease", code=303)
+    elif request.method == "POST" and "adjustment_confirm_limit" in request.form:
+        form = SettingsForm(formdata=None, data={"call_charge_places": tenant.call_charge_places})
+        decrease_form = UserDecreaseForm(formdata=None, data={"user_decrease": _decrease_value(tenant)})
         if limit_form.validate_on_submit():
             try:
                 changed = set_adjustment_limit(tenant, limit_form.adjustment_confirm_limit.data)
@@ -87,6 +115,7 @@ def settings():
                 return redirect(url_for("reseller.settings"), code=303)
     elif request.method == "POST":
         limit_form = AdjustmentLimitForm(formdata=None, data={"adjustment_confirm_limit": tenant.adjustment_confirm_limit})
+        decrease_form = UserDecreaseForm(formdata=None, data={"user_decrease": _decrease_value(tenant)})
         if form.validate_on_submit():
             old = tenant.call_charge_places
             try:
@@ -104,6 +133,6 @@ def settings():
                     flash("Nothing changed.", "info")
                 return hx_redirect(url_for("reseller.settings"))
     status = 422 if request.method == "POST" else 200
-    return render("reseller/settings.html", form=form, limit_form=limit_form, tenant=tenant,
+    return render("reseller/settings.html", form=form, limit_form=limit_form, decrease_form=decrease_form, tenant=tenant,
                   examples=_examples(tenant), may_edit=current_user.role == "reseller_owner",
                   minor=minor_units(tenant.currency), status=status, title="Settings")

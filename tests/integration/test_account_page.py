@@ -308,9 +308,18 @@ def test_a_quote_that_no_longer_holds_is_shown_again_instead_of_charged(world, o
     assert row_counts() == before
 
 
-def test_removing_users_removes_the_newest_extensions(world, owner, acct):
+def test_removing_users_at_once_removes_the_newest_extensions(world, owner, acct):
+    """With the reseller's setting "at once" (tests/integration/test_user_changes.py has the
+    default: at the next period, and the credit)."""
+    from tenants.models import Tenant
+
+    with unscoped():
+        db.session.execute(select(Tenant).where(Tenant.id == world.a.id)).scalar_one().user_decrease_immediate = True
+        db.session.commit()
+    html = owner.post(URL.format(acct) + "/users/preview", data={"users": "1"}).get_data(as_text=True)
+    credit = re.search(r'name="accepted_charge" value="([^"]+)"', html).group(1)
     resp = owner.post(URL.format(acct) + "/users/apply", data={"users": "1", "accepted_from": "2",
-                                                                "accepted_charge": "0"})
+                                                                "accepted_charge": credit, "accepted_when": "now"})
     assert resp.status_code == 303
     with unscoped():
         numbers = db.session.execute(select(Extension.number).where(Extension.account_id == acct)).scalars().all()

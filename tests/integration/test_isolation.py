@@ -283,6 +283,25 @@ def _trunk_id(owner):
     return trunk.id
 
 
+@register_factory("user_change_id")
+def _user_change_id(owner):
+    """A scheduled user-count decrease of the owner's account (one waits per account: reused)."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from app.billing.user_changes import ScheduledUserChange
+
+    change = db.session.execute(select(ScheduledUserChange).where(
+        ScheduledUserChange.account_id == owner.account.id, ScheduledUserChange.status == "scheduled")).scalar_one_or_none()
+    if change is None:
+        change = ScheduledUserChange(tenant_id=owner.tenant.id, account_id=owner.account.id, from_users=2, to_users=1,
+                                     effective_on=date(2027, 1, 1), period="2027-01")
+        db.session.add(change)
+        db.session.flush()
+    return change.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

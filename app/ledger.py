@@ -34,6 +34,7 @@ KINDS = (
     "call",          # rated call
     "refill",        # autorefill
     "invoice",
+    "tax",           # taxes: of a postpaid invoice at finalise, of a prepaid top-up (app/invoicing)
 )
 
 

@@ -17,7 +17,7 @@ A renamed column is committed at once and noted in this docstring.
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, PrimaryKeyConstraint, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, LargeBinary, Numeric, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -87,6 +87,10 @@ class InvoiceSettings(TenantOwned, db.Model):
     # The local hour (account time zone) on the billing day from which the run issues documents.
     issue_hour: Mapped[int] = mapped_column(default=0)
     invoice_format: Mapped[str] = mapped_column(String(4), default="pdf")   # pdf | html (email attachment)
+    # The logo printed on every document (migration i17_invoice_docs): PNG, JPEG or SVG bytes,
+    # checked on upload (app/invoicing/options.py); logo_type is its media type, "" for none.
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    logo_type: Mapped[str] = mapped_column(String(40), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

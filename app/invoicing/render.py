@@ -214,8 +214,11 @@ def _line_rows(lines, f: Formats, with_detail: bool) -> list[dict]:
         if line.quantity is not None:
             quantity = f"{f.minutes(line.quantity)} min" if is_calls else f.number(line.quantity)
         unit = ""
-        if line.unit_price is not None and with_detail:
-            unit = (f.rate(line.unit_price) + "/min") if is_calls else f.money(line.unit_price)
+        unit_price = getattr(line, "unit_price", None)
+        if unit_price is None and is_calls and line.quantity:
+            unit_price = Decimal(line.amount).copy_abs() / Decimal(line.quantity)   # a statement's: the average
+        if unit_price is not None and with_detail:
+            unit = (f.rate(unit_price) + "/min") if is_calls else f.money(unit_price)
         rows.append({"description": line.description, "detail": detail, "quantity": quantity,
                      "unit_price": unit, "amount": f.money(line.amount)})
     return rows

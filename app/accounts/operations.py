@@ -297,9 +297,14 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
             raise LargeAdjustment(change, limit, account.currency, limit_currency)
 
     if action == "credit":
+        from app.invoicing.receipts import on_credit
+
         confirm(amount)
-        return ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
-                           created_by_id=created_by_id)
+        posted = ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
+                             created_by_id=created_by_id)
+        on_credit(account, posted, key, kind="credit", gross=amount, method="credit", reference=reason[:120],
+                  created_by_id=created_by_id)     # a prepaid account's receipt (no tax on a credit)
+        return posted
     if action == "debit":
         confirm(-amount)
         return ledger.post(account.id, -amount, "adjustment", key, description=f"Debit: {reason}"[:255],

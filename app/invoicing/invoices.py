@@ -398,7 +398,9 @@ def _notify_issued(invoices) -> None:
     the "invoice issued" email with its PDF is queued from here by the documents side
     (app/invoicing/render.py, issue 17 points 5-6), with app.jobs.enqueue so it leaves after
     the commit. Nothing else is done here."""
-    return None
+    from app.invoicing.mail import announce
+
+    announce(invoices)
 
 
 def finalise_invoice(invoice_id: int) -> Invoice:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from app import audit
 from app.conflicts import FieldError
 from app.extensions import db
+from app.invoicing import numbering
 from app.invoicing.models import InvoiceSettings
 from app.money import DECIMALS_SHOWN_MAX
 
@@ -32,12 +33,9 @@ LOGO_MAX_BYTES = 512 * 1024
 LOGO_MAX_PIXELS = 4000
 LOGO_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg"}
 SVG_TYPE = "image/svg+xml"
-PREFIX_MAX = 40
-SERIES_MAX = 60            # invoice_sequences.series: the prefix with {year} expanded
 DIGITS_MIN, DIGITS_MAX = 3, 12
 TERMS_MAX = 365
 FORMATS = ("pdf", "html")
-_PREFIX_RE = re.compile(r"^(?:[A-Za-z0-9._/-]|\{year\})*$")
 _SVG_FORBIDDEN = re.compile(rb"<!DOCTYPE|<!ENTITY|<script|<foreignObject|\son[a-z]+\s*=", re.IGNORECASE)
 TEXT_LIMITS = {"legal_name": 200, "tax_number": 60, "email": 254, "address": 1000, "footer": 1000}
 
@@ -53,21 +51,9 @@ def current(tenant_id: int) -> dict:
     out = dict(InvoiceSettings.DEFAULTS)
     out["logo_type"] = ""
     if row is not None:
-        for key in InvoiceSettings.DEFAULTS:
-            out[key] = getattr(row, key)
+        out.update({key: getattr(row, key) for key in InvoiceSettings.DEFAULTS})
         out["logo_type"] = row.logo_type or ""
     return out
-
-
-def check_prefix(prefix: str, field: str = "number_prefix") -> str:
-    prefix = (prefix or "").strip()
-    if len(prefix) > PREFIX_MAX:
-        raise FieldError(field, f"At most {PREFIX_MAX} characters.")
-    if not _PREFIX_RE.match(prefix):
-        raise FieldError(field, "Use letters, digits, - _ . / and {year} (the issue year) only.")
-    if len(prefix.replace("{year}", "2026")) > SERIES_MAX:
-        raise FieldError(field, f"At most {SERIES_MAX} characters once {{year}} is filled in.")
-    return prefix
 
 
 def _int_in(value, field: str, low: int, high: int, what: str) -> int:
@@ -142,8 +128,8 @@ def save_settings(tenant_id: int, *, legal_name: str = "", address: str = "", ta
             values["email"] = validate_email(values["email"], check_deliverability=False).normalized
         except EmailNotValidError as e:
             raise FieldError("email", str(e)) from None
-    values["number_prefix"] = check_prefix(number_prefix, "number_prefix")
-    values["receipt_prefix"] = check_prefix(receipt_prefix, "receipt_prefix")
+    values["number_prefix"] = numbering.check_prefix(number_prefix, "number_prefix")
+    values["receipt_prefix"] = numbering.check_prefix(receipt_prefix, "receipt_prefix")
     if values["number_prefix"] == values["receipt_prefix"]:
         raise FieldError("receipt_prefix", "Receipts need a prefix of their own (they are numbered apart).")
     values["number_digits"] = _int_in(number_digits, "number_digits", DIGITS_MIN, DIGITS_MAX, "digits")

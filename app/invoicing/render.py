@@ -266,6 +266,8 @@ def _tax_label(t, f: Formats) -> str:
 
 
 def _stamp(inv: Invoice, today: date) -> dict | None:
+    if inv.kind == "credit_note":
+        return None
     if inv.status == "paid":
         return {"css": "paid", "label": "Paid"}
     if inv.status == "void":
@@ -317,7 +319,8 @@ def invoice_document(invoice_id: int) -> Document:
                                                                if original is not None and original.issued_at else "") + ".")
         if inv.void_reason:
             doc.notes.append(f"Reason: {inv.void_reason}")
-        doc.pay_info = [f"This credit note cancels invoice {ref} in full ({f.money(-Decimal(inv.total))})."]
+        doc.pay_info = [f"This credit note cancels invoice {ref} in full ({f.money(-Decimal(inv.total))}): "
+                        "the amount was credited back to your account."]
         return doc
     paid = Decimal(inv.amount_paid or 0)
     if paid:

@@ -26,6 +26,8 @@ only data: URIs, so no document can make the server request a URL.
 from __future__ import annotations
 
 import base64
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +44,9 @@ from app.invoicing.models import (Invoice, InvoiceLine, InvoicePayment, InvoiceT
                                   StatementLine)
 from app.ledger import LedgerEntry
 from app.timezones import local_midnight_utc, to_local, today_in
+
+# WeasyPrint logs every layout step at INFO: noise in a worker's log for each invoice.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 TEMPLATES = {"invoice": "documents/invoice.html", "credit_note": "documents/credit_note.html",
              "statement": "documents/statement.html", "receipt": "documents/receipt.html"}
@@ -261,8 +266,14 @@ def _country_name(code: str | None, locale: str) -> str:
 
 
 def _tax_label(t, f: Formats) -> str:
+    """"VAT (20 %)"; a name that already says its rate ("VAT 20%", as the migration named the
+    old VAT rates) is not repeated: "VAT 20%"."""
+    plain = format(Decimal(t.rate).normalize(), "f")
     rate = format_decimal(Decimal(t.rate).normalize(), locale=f.locale)
-    return f"{t.name} ({rate} %{', compound' if t.compound else ''})"
+    compound = ", compound" if t.compound else ""
+    if re.search(rf"(?<![\d.,]){re.escape(plain)}\s?%", t.name) or re.search(rf"(?<![\d.,]){re.escape(rate)}\s?%", t.name):
+        return f"{t.name}{f' ({compound[2:]})' if compound else ''}"
+    return f"{t.name} ({rate} %{compound})"
 
 
 def _stamp(inv: Invoice, today: date) -> dict | None:
@@ -396,7 +407,10 @@ def statement_document(statement_id: int) -> Document:
     if settings.get("include_rate_table"):
         doc.rate_table = _rate_table(st.account_id, local_midnight_utc(st.period_start, f.tz),
                                      local_midnight_utc(st.period_end, f.tz), f) or None
-    doc.notes = ["Prepaid account: taxes are included in each top-up (see its receipt); charges carry none."]
+    from app.invoicing.taxes import applicable
+
+    if applicable(st.account_id):
+        doc.notes = ["Prepaid account: taxes are included in each top-up (see its receipt); charges carry none."]
     return doc
 
 

@@ -240,3 +240,17 @@ def test_the_sample_invoice_uses_the_settings(german, tmp_path):
     assert doc.number == f"ACME-{date.today().year}-0001"
     assert doc.rate_table and doc.logo.startswith("data:image/svg+xml;base64,")
     assert "Acme Telecom GmbH" in pdf_text(render.render_pdf(doc), tmp_path, "sample")
+
+
+@pytest.mark.parametrize("name,rate,compound,label", [
+    ("VAT", "19", False, "VAT (19 %)"),
+    ("VAT 20%", "20", False, "VAT 20%"),             # the migration's names say their rate already
+    ("VAT 7.5%", "7.5", False, "VAT 7.5%"),
+    ("QST", "9.975", True, "QST (9.975 %, compound)"),
+    ("Levy 15%", "5", False, "Levy 15% (5 %)"),      # another number in the name is not the rate
+])
+def test_a_tax_is_labelled_with_its_rate_once(name, rate, compound, label):
+    from types import SimpleNamespace
+
+    f = render.Formats("USD", "en_US")
+    assert render._tax_label(SimpleNamespace(name=name, rate=Decimal(rate), compound=compound), f) == label

@@ -28,8 +28,11 @@ def create_account(*, tenant_id: int, name: str, email: str, billing_type: str =
     db.session.add(account)
     db.session.flush()
     if initial_credit:
-        ledger.post(account.id, initial_credit, "credit", f"account:{account.id}:initial-credit",
-                    description="Initial credit")
+        from app.invoicing.receipts import on_credit
+
+        key = f"account:{account.id}:initial-credit"
+        posted = ledger.post(account.id, initial_credit, "credit", key, description="Initial credit")
+        on_credit(account, posted, key, kind="credit", gross=initial_credit, reference="Initial credit")
     audit.record("account.created", account, account_number=account.account_number)
     return account
 

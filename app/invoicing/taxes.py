@@ -122,6 +122,11 @@ def parse_rate(text) -> Decimal:
     return rate.quantize(Decimal(1).scaleb(-RATE_PLACES))
 
 
+def rate_text(rate) -> str:
+    """20.0000 -> "20", 7.5000 -> "7.5" (as a person typed it)."""
+    return format(Decimal(rate).normalize(), "f")
+
+
 def parse_position(value) -> int:
     try:
         position = int(str(value).strip())

@@ -15,6 +15,7 @@ from portals.reseller import rates, reports  # noqa: E402,F401
 from portals.reseller import account_profile, in_use, account_extras, orders, payments, settings  # noqa: E402,F401
 from portals.reseller import trunks  # noqa: E402,F401
 from portals.reseller import invoices  # noqa: E402,F401
+from portals.reseller import taxes  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 

@@ -342,6 +342,22 @@ def _receipt_id(owner):
     return r.id
 
 
+_tax_serial = itertools.count(1)     # its own counter: run_id's periods come from _serial (mod 12)
+
+
+@register_factory("tax_id")
+def _tax_id(owner):
+    """A tax of the owner's reseller (the taxes list)."""
+    from decimal import Decimal
+
+    from app.invoicing.models import Tax
+
+    tax = Tax(tenant_id=owner.tenant.id, name=f"Tax {next(_tax_serial)}", rate=Decimal("20"), position=1)
+    db.session.add(tax)
+    db.session.flush()
+    return tax.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

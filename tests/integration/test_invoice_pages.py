@@ -498,3 +498,27 @@ def _all_invoices(account_id):
     db.session.remove()
     with unscoped():
         return list(db.session.execute(select(Invoice).where(Invoice.account_id == account_id)).scalars())
+
+
+def test_a_prepaid_payment_email_carries_its_numbered_receipt(world, client, login):
+    """A prepaid account's payment gets a numbered receipt (app/invoicing/receipts.py); the
+    payment-received email attaches it as a PDF."""
+    from app.notifications.models import Notification
+    from app.payments.models import Payment
+    from app.payments.receipts import send_receipt
+
+    tenant_id = world.a.id
+    login(client, world.owner_a)
+    resp = client.post(f"/reseller/accounts/{world.account_a.id}/payments/new",
+                       data={"method": "cash", "reference": "C-1", "paid_on": date.today().isoformat(), "amount": "20"})
+    assert resp.status_code == 303
+    db.session.remove()
+    with unscoped():
+        payment = db.session.execute(select(Payment).where(Payment.reference == "C-1")).scalar_one()
+    assert send_receipt(payment.id, tenant_id) == "queued"
+    db.session.remove()
+    with unscoped():
+        (mail,) = db.session.execute(select(Notification).where(Notification.kind == "payment_received")).scalars()
+        assert mail.attachment_type == "application/pdf" and bytes(mail.attachment_data).startswith(b"%PDF")
+        number = mail.attachment_name[len("receipt-"):-len(".pdf")]
+        assert number.startswith("RCT-") and f"Receipt {number}" in mail.body

@@ -54,7 +54,9 @@ def test_a_customer_pays_a_bill_through_checkout_and_sees_it_paid(world, postpai
     page.get_by_role("link", name="Bills").click()
     expect(page.locator("h2")).to_have_text("Bills")
     expect(page.locator("#unpaid-total")).to_have_text("$57.23 unpaid")
-    expect(page.locator("table.bills tbody tr")).to_have_count(2)
+    # two invoices, and the receipt of the account's initial credit (from when it was prepaid)
+    expect(page.locator("table.bills tbody tr")).to_have_count(3)
+    expect(page.locator("table.bills")).to_contain_text("Receipt RCT-")
     shot(page, "portal-bills")
     # the invoice as a page, with its PDF
     page.get_by_role("link", name="INV-2026-000002").click()

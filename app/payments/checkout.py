@@ -222,6 +222,9 @@ def start_invoice_payment(invoice_id: int, *, nonce: str, success_url: str, canc
     try:
         session = client.v1.checkout.sessions.create(
             params=params, options={"idempotency_key": f"invoice:{invoice.id}:{to_minor(due, currency)}:{nonce}"})
+    except stripe.InvalidRequestError:     # e.g. below the card processor's smallest charge
+        raise TopupError(f"The card processor refused a payment of {money.format_money(due, currency)}; "
+                         "please pay it by bank transfer or with your next bill.") from None
     except stripe.StripeError:
         raise TopupError("The card processor cannot be reached; please try again in a minute.") from None
     payment = pending_payment(account, session.id, due, currency, created_by_id=created_by_id,

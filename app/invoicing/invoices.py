@@ -326,6 +326,10 @@ def finalise_batch(invoices, *, computed: dict | None = None, now: datetime | No
         return list(invoices)
     session = db.session
     ids = [i.id for i in drafts]
+    # Lock order everywhere: accounts, then the number series (the run has its accounts locked
+    # already; a void or a receipt posts to its account before it takes a number). Never the
+    # other way round, so two finalisers cannot wait on each other.
+    _lock_accounts({i.account_id for i in drafts})
     # Lock the drafts (a second finaliser of the same invoice waits, then sees it issued).
     locked = {i.id: i for i in session.execute(select(Invoice).where(Invoice.id.in_(ids))
                                                .order_by(Invoice.id).with_for_update()
@@ -380,6 +384,12 @@ def finalise_batch(invoices, *, computed: dict | None = None, now: datetime | No
     return [locked.get(i.id, i) for i in invoices]
 
 
+def _lock_accounts(account_ids) -> None:
+    if account_ids:
+        db.session.execute(select(Account.id).where(Account.id.in_(sorted(account_ids))).order_by(Account.id)
+                           .with_for_update(key_share=True)).all()
+
+
 def _rounding_of(drafts, computed) -> dict[int, Decimal]:
     """For drafts built in another transaction: the period's entries again (they cannot have
     changed: the period is closed), less the subtotal."""
@@ -430,6 +440,8 @@ def void_invoice(invoice_id: int, reason: str, *, created_by_id: int | None = No
         raise FieldError("reason", "Say why the invoice is voided (printed on the credit note).")
     if len(reason) > 255:
         raise FieldError("reason", "At most 255 characters.")
+    inv = _invoice(invoice_id)
+    _lock_accounts({inv.account_id})          # accounts before the series, as finalise_batch
     inv = _invoice(invoice_id, lock=True)
     if inv.kind != "invoice":
         raise InvoiceError("A credit note cannot be voided.")

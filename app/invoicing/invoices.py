@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pycountry
-from sqlalchemy import Integer, cast, delete, func, insert, select
+from sqlalchemy import Integer, cast, delete, func, select
 
 from app import audit, ledger, money
 from app.accounts.models import Account
@@ -217,10 +217,12 @@ def _insert_lines(pairs) -> None:
             tax_rows.append({"tenant_id": invoice.tenant_id, "invoice_id": invoice.id, "position": t.position,
                              "tax_id": t.tax_id, "name": t.name, "rate": t.rate, "compound": t.compound,
                              "base": t.base, "amount": t.amount})
+    # Core inserts of the tables (the rows carry their tenant): one multi-row statement per
+    # thousand rows. The ORM's bulk form would split them by which columns are None.
     if line_rows:
-        db.session.execute(insert(InvoiceLine), line_rows)
+        db.session.execute(InvoiceLine.__table__.insert(), line_rows)
     if tax_rows:
-        db.session.execute(insert(InvoiceTax), tax_rows)
+        db.session.execute(InvoiceTax.__table__.insert(), tax_rows)
 
 
 @dataclass
@@ -324,6 +326,10 @@ def finalise_batch(invoices, *, computed: dict | None = None, now: datetime | No
         return list(invoices)
     session = db.session
     ids = [i.id for i in drafts]
+    # Lock order everywhere: accounts, then the number series (the run has its accounts locked
+    # already; a void or a receipt posts to its account before it takes a number). Never the
+    # other way round, so two finalisers cannot wait on each other.
+    _lock_accounts({i.account_id for i in drafts})
     # Lock the drafts (a second finaliser of the same invoice waits, then sees it issued).
     locked = {i.id: i for i in session.execute(select(Invoice).where(Invoice.id.in_(ids))
                                                .order_by(Invoice.id).with_for_update()
@@ -378,6 +384,12 @@ def finalise_batch(invoices, *, computed: dict | None = None, now: datetime | No
     return [locked.get(i.id, i) for i in invoices]
 
 
+def _lock_accounts(account_ids) -> None:
+    if account_ids:
+        db.session.execute(select(Account.id).where(Account.id.in_(sorted(account_ids))).order_by(Account.id)
+                           .with_for_update(key_share=True)).all()
+
+
 def _rounding_of(drafts, computed) -> dict[int, Decimal]:
     """For drafts built in another transaction: the period's entries again (they cannot have
     changed: the period is closed), less the subtotal."""
@@ -430,6 +442,8 @@ def void_invoice(invoice_id: int, reason: str, *, created_by_id: int | None = No
         raise FieldError("reason", "Say why the invoice is voided (printed on the credit note).")
     if len(reason) > 255:
         raise FieldError("reason", "At most 255 characters.")
+    inv = _invoice(invoice_id)
+    _lock_accounts({inv.account_id})          # accounts before the series, as finalise_batch
     inv = _invoice(invoice_id, lock=True)
     if inv.kind != "invoice":
         raise InvoiceError("A credit note cannot be voided.")

@@ -12,7 +12,7 @@ Built once: a second build of the same period finds it and changes nothing.
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import Integer, case, cast, func, insert, select
+from sqlalchemy import Integer, case, cast, func, select
 
 from app.billing.schedule import Period
 from app.calls.models import Call
@@ -114,7 +114,7 @@ def build_statements(accounts, period: Period, *, skip_empty: bool = False) -> d
             rows = [{"tenant_id": s.tenant_id, "statement_id": s.id, "position": i, **line}
                     for s in made for i, line in enumerate(lines.get(s.account_id, []), start=1)]
             if rows:
-                db.session.execute(insert(StatementLine), rows)
+                db.session.execute(StatementLine.__table__.insert(), rows)
     return out
 
 

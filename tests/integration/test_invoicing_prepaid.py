@@ -54,6 +54,19 @@ def test_a_manual_payment_pays_its_tax_included_and_gets_a_receipt(prepaid):
     assert r.taxes == [{"tax_id": r.taxes[0]["tax_id"], "name": "VAT 20%", "rate": "20.0000", "compound": False,
                         "base": "8.33", "amount": "1.67"}]
     assert r.customer["name"] == "Corner Shop"
+    # the payment-received email names the receipt and its taxes
+    from app.notifications.models import Notification
+    from app.payments.models import Payment
+    from app.payments.receipts import send_receipt
+
+    with unscoped():
+        payment_id = db.session.execute(select(Payment.id).where(Payment.account_id == a.id)).scalar_one()
+    send_receipt(payment_id, tenant.id)
+    db.session.remove()
+    with unscoped():
+        body = db.session.execute(select(Notification.body).where(Notification.kind == "payment_received")
+                                  .order_by(Notification.id.desc())).scalars().first()
+    assert "Receipt RCT-2026-000001" in body and "VAT 20%: £1.67" in body and "Credited to the balance: £8.33" in body
 
 
 def test_a_resellers_credit_gets_a_receipt_and_no_tax(prepaid):

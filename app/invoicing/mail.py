@@ -3,12 +3,16 @@ goes to the account's email with the document attached: a PDF (WeasyPrint), or t
 when the reseller's settings ask for HTML (seed 002, "Invoice Format").
 
 `announce()` is called in the issuing transaction (app/invoicing/invoices._notify_issued) and
-only queues the job `workers.documents.email_document` for after the commit (app.jobs: a
-rolled-back run sends nothing). The job renders the document and queues the email through the
-notification outbox with the file attached, once per document: the email's dedupe key
-`document:<kind>:<id>` is unique per tenant, so a repeated job or two workers queue one email.
-Rendering takes tens of milliseconds a document: it never runs inside the invoicing run.
+only queues the job `workers.documents.email_documents` for after the commit (app.jobs: a
+rolled-back run sends nothing): one job per issued batch, on its own RQ queue (RQ_DOCUMENTS_QUEUE,
+listed after the default one by the worker, so billing and invoicing runs go first). A job
+renders each document and queues its email through the notification outbox with the file
+attached, once per document: the email's dedupe key `document:<kind>:<id>` is unique per
+tenant, so a repeated job or two workers queue one email. A PDF takes a few hundred
+milliseconds (bench/invoice_pdf.py): it never runs inside the invoicing run.
 """
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,20 +26,46 @@ from app.notifications.outbox import queue_email, render_template
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
+log = logging.getLogger(__name__)
+
 SUBJECTS = {"invoice": "Invoice {number} from {seller}: {total} due {due}",
             "credit_note": "Credit note {number} from {seller}"}
 
 
-def job_id(kind: str, doc_id: int) -> str:
-    return f"document-email-{kind}-{doc_id}"
-
-
 def announce(invoices) -> None:
-    """Queue the email of each issued invoice or credit note (sent after the commit)."""
+    """Queue the emails of these issued invoices or credit notes (sent after the commit): one
+    job per tenant and batch (a worker process renders the whole batch: it loads the app and
+    WeasyPrint once), on the documents queue, after the worker's default queue."""
+    from flask import current_app
+
+    by_tenant: dict[int, list] = {}
     for inv in invoices:
         if inv.number:
-            enqueue("workers.documents.email_document", inv.kind, inv.id, inv.tenant_id,
-                    job_id=job_id(inv.kind, inv.id))
+            by_tenant.setdefault(inv.tenant_id, []).append([inv.kind, inv.id])
+    for tenant_id, docs in by_tenant.items():
+        first_kind, first_id = docs[0]
+        enqueue("workers.documents.email_documents", tenant_id, docs,
+                job_id=f"document-emails-{first_kind}-{first_id}-{len(docs)}",
+                queue_name=current_app.config.get("RQ_DOCUMENTS_QUEUE"))
+
+
+def email_documents(tenant_id: int, docs) -> dict:
+    """Email each [kind, id] of `docs` (one commit each). A document that fails is logged and
+    the others go on; the job then fails so RQ keeps it, and a retry skips what was queued."""
+    out: dict[str, int] = {}
+    failed = []
+    for kind, doc_id in docs:
+        try:
+            outcome = email_document(kind, doc_id, tenant_id)
+        except Exception:      # noqa: BLE001  (one bad document must not stop the batch's others)
+            db.session.rollback()
+            log.exception("invoice email for %s %s failed", kind, doc_id)
+            failed.append(f"{kind} {doc_id}")
+            outcome = "failed"
+        out[outcome] = out.get(outcome, 0) + 1
+    if failed:
+        raise RuntimeError(f"{len(failed)} document email(s) failed: {', '.join(failed[:10])}")
+    return out
 
 
 def dedupe_key(kind: str, doc_id: int) -> str:

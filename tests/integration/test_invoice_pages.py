@@ -491,7 +491,8 @@ def _work(app):
     from app.jobs import queue, redis_connection
 
     db.session.remove()
-    SimpleWorker([queue(app)], connection=redis_connection(app)).work(burst=True)
+    SimpleWorker([queue(app), queue(app, app.config["RQ_DOCUMENTS_QUEUE"])],
+                 connection=redis_connection(app)).work(burst=True)
 
 
 def _all_invoices(account_id):
@@ -522,3 +523,31 @@ def test_a_prepaid_payment_email_carries_its_numbered_receipt(world, client, log
         assert mail.attachment_type == "application/pdf" and bytes(mail.attachment_data).startswith(b"%PDF")
         number = mail.attachment_name[len("receipt-"):-len(".pdf")]
         assert number.startswith("RCT-") and f"Receipt {number}" in mail.body
+
+
+def test_the_emails_of_a_batch_are_one_job_on_the_documents_queue_and_one_bad_document_stops_no_other(
+        app, make_tenant, make_account, smtp, monkeypatch):
+    from app.invoicing import mail
+    from app.jobs import queue
+    from tests.integration.invoicing_support import make_postpaid, plain, post_at, run_documents
+
+    tenant = plain(make_tenant())
+    accounts = [make_postpaid(make_account, tenant) for _ in range(3)]
+    for n, a in enumerate(accounts):
+        post_at(a.id, "-25.00", "recurring", f"account:{n}:plan:2026-11", datetime(2026, 11, 2), "Service plan")
+    run_documents(tenant.id)
+    assert queue(app).count == 0                                   # billing and invoicing jobs go first
+    (job,) = queue(app, app.config["RQ_DOCUMENTS_QUEUE"]).jobs
+    assert job.func_name == "workers.documents.email_documents" and len(job.args[1]) == 3
+    broken = job.args[1][1][1]
+    def failing(kind, doc_id, tenant_id, _real=mail.email_document):
+        if doc_id == broken:
+            raise RuntimeError("font gone")
+        return _real(kind, doc_id, tenant_id)
+    monkeypatch.setattr(mail, "email_document", failing)
+    with pytest.raises(RuntimeError, match="1 document email"):
+        mail.email_documents(tenant.id, job.args[1])
+    _work(app)
+    assert len(smtp) == 2                                          # the two others went
+    monkeypatch.setattr(mail, "email_document", failing.__defaults__[0])
+    assert mail.email_documents(tenant.id, job.args[1]) == {"duplicate": 2, "queued": 1}   # a retry sends the rest

@@ -17,12 +17,15 @@ from sqlalchemy import Integer, case, cast, func, select
 from app.billing.schedule import Period
 from app.calls.models import Call
 from app.extensions import db
-from app.invoicing.invoices import _COUNTRY_NAMES, MINUTE_PLACES, customer_snapshot, utc_bounds
+from app.invoicing.invoices import _COUNTRY_NAMES, MINUTE_PLACES, customer_snapshot, insert_rows, utc_bounds
 from app.invoicing.models import Statement, StatementLine
 from app.ledger import LedgerEntry
 from tenants.models import utcnow
 
 ZERO = Decimal(0)
+LINE_COPY = (("tenant_id", "int4"), ("statement_id", "int4"), ("position", "int4"), ("kind", "varchar"),
+             ("description", "varchar"), ("country", "varchar"), ("calls", "int4"), ("quantity", "numeric"),
+             ("amount", "numeric"))
 KIND_LABELS = {
     "payment": "Payments", "credit": "Credits", "refill": "Autorefills", "adjustment": "Adjustments",
     "refund": "Refunds", "tax": "Taxes", "user_charge": "Users", "number_charge": "Numbers",
@@ -113,8 +116,7 @@ def build_statements(accounts, period: Period, *, skip_empty: bool = False) -> d
             db.session.flush()
             rows = [{"tenant_id": s.tenant_id, "statement_id": s.id, "position": i, **line}
                     for s in made for i, line in enumerate(lines.get(s.account_id, []), start=1)]
-            if rows:
-                db.session.execute(StatementLine.__table__.insert(), rows)
+            insert_rows(StatementLine.__table__, rows, LINE_COPY)
     return out
 
 

@@ -21,6 +21,8 @@ class Config:
     # Unset: jobs run in-process (embedded first run). Set: RQ on that Redis.
     REDIS_URL = os.environ.get("REDIS_URL") or None
     RQ_QUEUE = os.environ.get("RQ_QUEUE", "default")
+    # Document emails (each renders a PDF): a queue of their own, after RQ_QUEUE in the worker's list.
+    RQ_DOCUMENTS_QUEUE = os.environ.get("RQ_DOCUMENTS_QUEUE", "documents")
     # The FastAGI call-control process (`flask agi serve`, docs/asterisk.md).
     AGI_HOST = os.environ.get("AGI_HOST", "0.0.0.0")
     AGI_PORT = int(os.environ.get("AGI_PORT", 4573))

@@ -34,6 +34,8 @@ CONSTRAINT_MESSAGES = {
     "uq_extensions_tenant_id_number": (None, "Another change took the same extension numbers at the same moment; submit again."),
     "uq_extensions_sip_username": (None, "Another change took the same SIP usernames at the same moment; submit again."),
     "uq_account_templates_tenant_id_name": ("name", "A template with this name already exists."),
+    "uq_taxes_tenant_id_name": ("name", "A tax with this name already exists; names are unique."),
+    "uq_account_taxes_account_id_tax_id": (None, "Another change set the same taxes at the same moment; submit again."),
 }
 
 

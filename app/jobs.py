@@ -25,20 +25,21 @@ _local_lock = threading.Lock()
 _current_local = threading.local()
 
 
-def enqueue(func, *args, job_id: str | None = None, **kwargs):
+def enqueue(func, *args, job_id: str | None = None, queue_name: str | None = None, **kwargs):
     """Run `func(*args, **kwargs)` in the background once the current transaction commits.
 
     `func` is a job function or its dotted name ("workers.rating.import_rate_deck"): app/
-    names the jobs of workers/ by name and never imports them (docs/architecture.md)."""
-    db.session.info.setdefault("pending_jobs", []).append((func, args, kwargs, job_id))
+    names the jobs of workers/ by name and never imports them (docs/architecture.md).
+    `queue_name`: another RQ queue than RQ_QUEUE (the worker lists its queues in priority order)."""
+    db.session.info.setdefault("pending_jobs", []).append((func, args, kwargs, job_id, queue_name))
     return job_id
 
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session):
     pending = session.info.pop("pending_jobs", None)
-    for func, args, kwargs, job_id in pending or ():
-        dispatch(func, *args, job_id=job_id, **kwargs)
+    for func, args, kwargs, job_id, queue_name in pending or ():
+        dispatch(func, *args, job_id=job_id, queue_name=queue_name, **kwargs)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -59,21 +60,21 @@ def redis_connection(app=None):
     return conn
 
 
-def queue(app=None):
+def queue(app=None, name: str | None = None):
     from rq import Queue
 
     app = app or current_app
-    return Queue(app.config["RQ_QUEUE"], connection=redis_connection(app))
+    return Queue(name or app.config["RQ_QUEUE"], connection=redis_connection(app))
 
 
-def dispatch(func, *args, job_id: str | None = None, **kwargs):
+def dispatch(func, *args, job_id: str | None = None, queue_name: str | None = None, **kwargs):
     """Hand a job over now: to RQ if configured, else to an in-process thread."""
     app = current_app._get_current_object()
     if app.config.get("REDIS_URL"):
         from rq.exceptions import DuplicateJobError
 
         try:
-            job = queue(app).enqueue(func, *args, job_id=job_id, unique=bool(job_id), **kwargs)
+            job = queue(app, queue_name).enqueue(func, *args, job_id=job_id, unique=bool(job_id), **kwargs)
             return job.id
         except DuplicateJobError:
             log.info("job %s already queued", job_id)

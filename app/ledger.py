@@ -34,6 +34,7 @@ KINDS = (
     "call",          # rated call
     "refill",        # autorefill
     "invoice",
+    "tax",           # taxes: of a postpaid invoice at finalise, of a prepaid top-up (app/invoicing)
 )
 
 
@@ -289,9 +290,23 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
         _expire_loaded_balance(session, account_id)
         live.announce(accounts[account_id].account_number)
     credited = {a: key for _, a, amount, _, key, _, _ in rows if amount > 0 and (a, key) in created}
-    for account_id, key in sorted(credited.items()):   # rare: calls are debits
-        credit_arrived(session, accounts[account_id].tenant_id, account_id, f"k{zlib.crc32(key.encode())}")
+    if credited:                                        # rare for calls; an invoicing batch has many
+        waiting = _waiting_for_credit(session, sorted(credited))
+        for account_id, key in sorted(credited.items()):
+            if account_id in waiting:
+                credit_arrived(session, accounts[account_id].tenant_id, account_id, f"k{zlib.crc32(key.encode())}")
     return created
+
+
+def _waiting_for_credit(session, account_ids) -> set[int]:
+    """Of these accounts, those `credit_arrived` would act for (owed charges, or suspended by
+    the billing cycle): two queries for a whole batch instead of two per account."""
+    owing = set(session.execute(text(
+        "SELECT DISTINCT account_id FROM recurring_charges WHERE status = 'owed' AND account_id = ANY(:a)"),
+        {"a": list(account_ids)}).scalars())
+    reasons = set(session.execute(select(Account.id).where(Account.id.in_(list(account_ids)),
+                                                            Account.status_reason != "")).scalars())
+    return owing | reasons
 
 
 class _Rounded(dict):

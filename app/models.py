@@ -14,6 +14,9 @@ from app.billing.user_changes import ScheduledUserChange  # noqa: F401
 from app.calls.models import Call  # noqa: F401
 from app.calls.switch_cdrs import SwitchCdr  # noqa: F401
 from app.ledger import LedgerEntry  # noqa: F401
+from app.invoicing.models import (AccountTax, Invoice, InvoiceLine, InvoicePayment, InvoiceRun,  # noqa: F401
+                                  InvoiceRunAccount, InvoiceSequence, InvoiceSettings, InvoiceTax, Receipt,
+                                  Statement, StatementLine, Tax)
 from app.notifications.models import Notification  # noqa: F401
 from app.payments.models import Payment, StripeSettings, WebhookEvent  # noqa: F401
 from app.logins.preferences import UserPreference  # noqa: F401

@@ -14,11 +14,13 @@ Every amount a person types has a maximum (MAX_AMOUNT, or a lower one the field 
 the message says it. Currency codes come from `currency_codes()`: the active ISO 4217 list
 less what is not money a customer can be billed in (see NOT_TENDER).
 """
+import copy
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
 from babel import Locale
+from babel.core import UnknownLocaleError
 from babel.numbers import format_currency, get_currency_name, get_currency_precision, list_currencies
 
 ZERO = Decimal("0")
@@ -180,3 +182,47 @@ def _format_money(amount: Decimal, currency: str, locale: str) -> str:
     # Babel's format_currency costs tens of microseconds a call and lists format hundreds of
     # amounts (most of them repeats: 0.00, the same credit limits); equal Decimals format alike.
     return format_currency(amount, currency, locale=_locale(locale))
+
+
+# --- documents: an account's own locale, a chosen number of decimals ---------------------------
+
+DEFAULT_LOCALE = "en_US"
+DECIMALS_SHOWN_MAX = 4   # a document may show up to MONEY_SCALE decimals (what the columns keep)
+
+
+def locale_for(language: str | None, country: str | None = None) -> str:
+    """The Babel locale of an account: its language and country ("de", "AT" -> "de_AT"), its
+    language alone when that pair is unknown ("de" -> "de"), else DEFAULT_LOCALE."""
+    lang = (language or "").strip().replace("-", "_")
+    region = (country or "").strip().upper()
+    for candidate in ((f"{lang}_{region}" if lang and region and "_" not in lang else None), lang or None):
+        if not candidate:
+            continue
+        try:
+            return str(_locale(candidate))
+        except (ValueError, UnknownLocaleError):   # not a locale code / one Babel does not know
+            continue
+    return DEFAULT_LOCALE
+
+
+def format_money_shown(amount, currency: str = "USD", locale: str = DEFAULT_LOCALE,
+                       decimals: int | None = None) -> str:
+    """An amount on a document (invoice, statement, receipt): the currency's symbol and the
+    locale's separators (Babel), with `decimals` decimals (None: the currency's minor unit).
+
+    Fewer decimals than the amount has round it half-up for display only (the amount itself
+    was rounded once already, by `quantize`); more decimals show sub-cent call charges."""
+    currency = (currency or "USD").upper()
+    places = minor_units(currency) if decimals is None else int(decimals)
+    if not 0 <= places <= DECIMALS_SHOWN_MAX:
+        raise ValueError(f"decimals shown must be 0 to {DECIMALS_SHOWN_MAX}")
+    value = quantize(to_decimal(amount), currency, places=places)
+    return _format_money_shown(value, currency, str(locale), places)
+
+
+@lru_cache(maxsize=4096)
+def _format_money_shown(amount: Decimal, currency: str, locale: str, places: int) -> str:
+    loc = _locale(locale)
+    pattern = copy.copy(loc.currency_formats["standard"])
+    pattern.frac_prec = (places, places)
+    return format_currency(amount, currency, format=pattern, locale=loc, currency_digits=False)

@@ -154,8 +154,12 @@ class SettingsFields(Form):
     invoice_day = IntegerField("Invoice day", default=1, description="Day of the month, 1–28.",
                                validators=[InputRequired("Enter a day from 1 to 28."),
                                            NumberRange(1, 28, "A day from 1 to 28, so that every month has it.")])
-    vat_rate = MoneyField("VAT %", default=Decimal("0"), places=3,
-                          validators=[Optional(), NumberRange(0, 100, "From 0 to 100.")])
+    # Taxes (issue 17): picked from the reseller's taxes list (/reseller/taxes); `tax_choices()`
+    # fills the choices. The old "VAT %" became a tax of the list (migration i17_invoicing).
+    tax_ids = SelectMultipleField("Taxes", coerce=int, validate_choice=False, default=list)
+    tax_exempt = BooleanField("Tax exempt", description="Pays none of the taxes; the reason is printed on its invoices.")
+    tax_exempt_reason = StringField("Exemption reason", validators=[Optional(), Length(max=255)],
+                                    render_kw={"placeholder": "e.g. Intra-EU reverse charge"})
     vat_number = StringField("VAT number", validators=[Optional(), Length(max=40)])
     expiry_mode = SelectField("Expiry", choices=EXPIRY_CHOICES, default="none")
     expiry_date = DateField("Expiry date", validators=[Optional()],
@@ -181,6 +185,8 @@ class SettingsFields(Form):
              and not self.expiry_days.errors, "Give the number of days."),
             (self.initial_balance, self.autorefill.data and not self.initial_balance.data
              and not self.initial_balance.errors, "Autorefill needs the balance to refill to."),
+            (self.tax_exempt_reason, self.tax_exempt.data and not (self.tax_exempt_reason.data or "").strip()
+             and not self.tax_exempt_reason.errors, "Say why the account is tax exempt (printed on its invoices)."),
         )
         for field, failed, message in checks:
             if failed:
@@ -332,3 +338,14 @@ class NumberAssignForm(FlaskForm):
                              validators=[DataRequired("Choose an account.")])
     extension_number = StringField("Extension", validators=[Optional(), Length(max=20)],
                                    description="Optional: the extension that receives the calls.")
+
+
+def tax_choices(form, tenant_id: int):
+    """The reseller's taxes as the form's choices (an inactive one stays listed, marked)."""
+    from app.invoicing.taxes import rate_text, taxes_of
+
+    if "tax_ids" in form._fields:
+        form.tax_ids.choices = [
+            (t.id, f"{t.name} · {rate_text(t.rate)}%{' compound' if t.compound else ''}"
+                   f"{'' if t.active else ' (inactive)'}") for t in taxes_of(tenant_id)]
+    return form

@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import billing, notifications, periodic, rating, switch_cdrs, usage_reports
+from workers import billing, invoicing, notifications, periodic, rating, switch_cdrs, usage_reports
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -24,6 +24,11 @@ cron.register(usage_reports.enqueue_usage_reports, queue_name="default", cron="5
 # (autorefill, then users, numbers and extras); job ids charge-run-<tenant>-<period>, unique.
 # A period starts at midnight in each account's own time zone, hence the short interval.
 cron.register(billing.enqueue_period_runs, queue_name="default", cron="*/10 * * * *", name="billing-period-runs")
+
+# Invoices and statements (docs/invoicing.md): five minutes after each charge-run tick, one run
+# per tenant and closed period (postpaid invoices, prepaid statements); job ids
+# invoice-run-<tenant>-<period>, unique. A period closes at midnight in each account's zone.
+cron.register(invoicing.enqueue_invoice_runs, queue_name="default", cron="5-59/10 * * * *", name="invoice-runs")
 
 # Balance and expiry alerts (app/notifications/alerts.py): once per crossing, then by schedule.
 cron.register(notifications.enqueue_alert_sweep, queue_name="default", cron="*/5 * * * *", name="alert-sweep")

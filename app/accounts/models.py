@@ -2,7 +2,7 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Computed, Index, Numeric, String, Text, UniqueConstraint, case
+from sqlalchemy import Computed, Index, Numeric, String, Text, UniqueConstraint, case, false
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,7 +59,12 @@ class Account(AccountRecord, db.Model):
     # in the account's time zone.
     billing_schedule: Mapped[str] = mapped_column(String(10), default="monthly")
     billing_day: Mapped[int] = mapped_column(default=1)
+    # Unused since issue 17: migration i17_invoicing turned each rate into a tax of the tenant's
+    # list (app/invoicing/models.py Tax, AccountTax). Kept so old data stays readable.
     vat_rate: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal("0"))
+    # Tax exemption (issue 17): an exempt account pays none of its taxes; the reason is printed.
+    tax_exempt: Mapped[bool] = mapped_column(default=False, server_default=false())
+    tax_exempt_reason: Mapped[str] = mapped_column(String(255), default="", server_default="")
     vat_number: Mapped[str] = mapped_column(String(40), default="")
     expiry_mode: Mapped[str] = mapped_column(String(24), default="none")
     expiry_date: Mapped[date | None] = mapped_column()

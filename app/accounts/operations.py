@@ -28,8 +28,11 @@ def create_account(*, tenant_id: int, name: str, email: str, billing_type: str =
     db.session.add(account)
     db.session.flush()
     if initial_credit:
-        ledger.post(account.id, initial_credit, "credit", f"account:{account.id}:initial-credit",
-                    description="Initial credit")
+        from app.invoicing.receipts import on_credit
+
+        key = f"account:{account.id}:initial-credit"
+        posted = ledger.post(account.id, initial_credit, "credit", key, description="Initial credit")
+        on_credit(account, posted, key, kind="credit", gross=initial_credit, reference="Initial credit")
     audit.record("account.created", account, account_number=account.account_number)
     return account
 
@@ -297,9 +300,14 @@ def adjust_balance(account: Account, action: str, amount: Decimal, reason: str, 
             raise LargeAdjustment(change, limit, account.currency, limit_currency)
 
     if action == "credit":
+        from app.invoicing.receipts import on_credit
+
         confirm(amount)
-        return ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
-                           created_by_id=created_by_id)
+        posted = ledger.post(account.id, amount, "credit", key, description=f"Credit: {reason}"[:255],
+                             created_by_id=created_by_id)
+        on_credit(account, posted, key, kind="credit", gross=amount, method="credit", reference=reason[:120],
+                  created_by_id=created_by_id)     # a prepaid account's receipt (no tax on a credit)
+        return posted
     if action == "debit":
         confirm(-amount)
         return ledger.post(account.id, -amount, "adjustment", key, description=f"Debit: {reason}"[:255],

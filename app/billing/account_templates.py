@@ -20,7 +20,8 @@ from tenants.models import utcnow
 # The step-2 fields a template carries (names as in the wizard's step-2 form).
 FIELDS = ("currency", "users", "cost_per_user", "initial_credit", "rate_sheet_id", "billing_type", "credit_limit",
           "max_channels", "cps_limit", "low_balance_threshold", "email_alerts", "invoice_day", "vat_rate",
-          "expiry_mode", "expiry_days", "autorefill", "initial_balance", "with_pin", "countries")
+          "expiry_mode", "expiry_days", "autorefill", "initial_balance", "with_pin", "countries", "tax_ids",
+          "tax_exempt", "tax_exempt_reason")
 
 
 class AccountTemplate(TenantOwned, db.Model):
@@ -41,6 +42,8 @@ def _plain(v):
 
 def values_from_account(account, plan, countries) -> dict:
     """The template values of an existing account and its plan."""
+    from app.invoicing.taxes import account_tax_ids
+
     return {
         "currency": account.currency,
         "users": plan.users if plan else 1,
@@ -54,7 +57,9 @@ def values_from_account(account, plan, countries) -> dict:
         "low_balance_threshold": _plain(account.low_balance_threshold),
         "email_alerts": account.email_alerts,
         "invoice_day": account.invoice_day,
-        "vat_rate": _plain(account.vat_rate),
+        "tax_ids": account_tax_ids(account.id),
+        "tax_exempt": bool(account.tax_exempt),
+        "tax_exempt_reason": account.tax_exempt_reason or "",
         "expiry_mode": account.expiry_mode if account.expiry_mode != "date" else "none",
         "expiry_days": account.expiry_days,
         "autorefill": account.autorefill,

@@ -68,8 +68,11 @@ class PlanTerms:
     low_balance_threshold: Decimal = Decimal("0")
     email_alerts: bool = True
     invoice_day: int = 1
-    vat_rate: Decimal = Decimal("0")
+    vat_rate: Decimal = Decimal("0")          # unused since issue 17: taxes come from tax_ids
     vat_number: str = ""
+    tax_ids: list[int] = field(default_factory=list)
+    tax_exempt: bool = False
+    tax_exempt_reason: str = ""
     expiry_mode: str = "none"
     expiry_date: date | None = None
     expiry_days: int | None = None
@@ -211,6 +214,10 @@ def onboard(*, tenant_id: int, info: BasicInfo, terms: PlanTerms, created_by_id:
             expiry_days=terms.expiry_days if terms.expiry_mode.startswith("days_") else None,
             autorefill=terms.autorefill, initial_balance=terms.initial_balance,
         )
+        if terms.tax_ids or terms.tax_exempt:
+            from app.invoicing.taxes import set_account_taxes
+
+            set_account_taxes(account, terms.tax_ids, exempt=terms.tax_exempt, reason=terms.tax_exempt_reason)
         plan = plans.create_plan(account, name=terms.plan_name, users=terms.users,
                                  cost_per_user=terms.cost_per_user, rate_sheet_id=terms.rate_sheet_id,
                                  countries=terms.countries)

@@ -17,7 +17,9 @@ PORTAL_PERMISSIONS = {
     "reports": ("Call reports", {"per_minute", "per_minute_csv"}),
     "users": ("Users and service plan", {"users", "users_preview", "users_apply", "users_cancel", "plan"}),
     "numbers": ("Numbers", {"numbers"}),
-    "payments": ("Top-ups and payment history", {"topup", "payments", "payment", "payment_return"}),
+    "payments": ("Top-ups and payment history", {"topup", "payments", "payment", "payment_return", "invoice_pay"}),
+    "invoices": ("Bills: invoices, statements and receipts", {"invoices", "invoice", "invoice_pdf", "statement",
+                                                              "statement_pdf", "receipt", "receipt_pdf"}),
 }
 # Open to every customer login: its own start page and password.
 PORTAL_ALWAYS = {"dashboard", "account_tab", "password", "impersonation_end"}

@@ -1,7 +1,7 @@
 """The outbox: one row per email, written in the same transaction as what caused it."""
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -30,6 +30,9 @@ class Notification(TenantOwned, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
     dedupe_key: Mapped[str | None] = mapped_column(String(120))
-    # One text attachment (a CSV report), or none.
+    # One attachment, or none: a text one (a CSV report) in `attachment`, or a binary one (an
+    # invoice's PDF) in `attachment_data` with its media type (migration i17_invoice_docs).
     attachment_name: Mapped[str] = mapped_column(String(120), default="")
     attachment: Mapped[str | None] = mapped_column(Text)
+    attachment_data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    attachment_type: Mapped[str] = mapped_column(String(80), default="")

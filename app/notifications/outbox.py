@@ -23,9 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def queue_email(*, tenant_id: int, to: str, subject: str, body: str, kind: str,
-                account_id: int | None = None) -> Notification:
+                account_id: int | None = None, dedupe_key: str | None = None,
+                attachment: tuple[str, str, bytes] | None = None) -> Notification:
+    """`attachment` = (file name, media type, bytes): a binary file (an invoice's PDF)."""
     n = Notification(tenant_id=tenant_id, account_id=account_id, kind=kind, to_email=to,
-                     subject=subject[:200], body=body)
+                     subject=subject[:200], body=body, dedupe_key=dedupe_key)
+    if attachment is not None:
+        n.attachment_name, n.attachment_type, n.attachment_data = attachment[0][:120], attachment[1], attachment[2]
     db.session.add(n)
     db.session.flush()
     enqueue("workers.notifications.send_notification", n.id, tenant_id, job_id=f"notification-{n.id}")
@@ -50,6 +54,10 @@ def deliver(notification_id: int, tenant_id: int) -> str:
         msg.set_content(n.body)
         if n.attachment is not None:
             msg.add_attachment(n.attachment, subtype="csv", filename=n.attachment_name or "report.csv")
+        if n.attachment_data is not None:
+            maintype, _, subtype = (n.attachment_type or "application/octet-stream").partition("/")
+            msg.add_attachment(bytes(n.attachment_data), maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=n.attachment_name or "attachment")
         if not cfg.get("SMTP_HOST"):
             # Development: no mail server. The letter is logged and kept as an .eml file to open.
             log.info("email (no SMTP configured) to %s: %s\n%s", n.to_email, n.subject, n.body)

@@ -161,13 +161,13 @@ def start_topup(account_id: int, amount_text, *, nonce: str, success_url: str, c
 
 
 def pending_payment(account: Account, session_id: str, amount: Decimal, currency: str, *,
-                    created_by_id=None) -> Payment:
+                    created_by_id=None, purpose: str = "topup", invoice_id: int | None = None) -> Payment:
     """The one pending payment of a Checkout Session (concurrent callers get the same row)."""
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.session.execute(
         insert(Payment).values(
             tenant_id=account.tenant_id, account_id=account.id, provider="stripe", provider_ref=session_id,
-            purpose="topup", method="card", status="pending", amount=amount, currency=currency,
+            purpose=purpose, invoice_id=invoice_id, method="card", status="pending", amount=amount, currency=currency,
             refunded_amount=Decimal("0"), disputed_amount=Decimal("0"), reference="", failure_message="",
             created_by_id=created_by_id)
         .on_conflict_do_nothing(index_elements=["tenant_id", "provider", "provider_ref"]),
@@ -176,6 +176,60 @@ def pending_payment(account: Account, session_id: str, amount: Decimal, currency
                                                     Payment.provider == "stripe",
                                                     Payment.provider_ref == session_id)
                               .execution_options(all_tenants=True)).scalar_one()
+
+
+def start_invoice_payment(invoice_id: int, *, nonce: str, success_url: str, cancel_url: str,
+                          created_by_id: int | None = None) -> tuple[Payment, str]:
+    """Pay a bill (issue 18, point 2): a Checkout Session for the invoice's open amount, with
+    metadata purpose=invoice and invoice_id, and its pending payment. Nothing is credited here:
+    the webhook credits the balance and applies the payment to the invoice (`credit`).
+
+    Idempotency key `invoice:<id>:<open amount in minor units>:<nonce>`: a double click gets the
+    same session; a payment arriving meanwhile changes the open amount, so the next form starts
+    a new session. Paying two sessions of one bill is a duplicate payment: the webhook applies
+    what is still due and leaves the rest on the balance as credit. TopupError (nothing
+    written) for a bill that is not open, a closed account or a Stripe error."""
+    from app.invoicing.models import Invoice
+
+    invoice = db.session.execute(select(Invoice).where(Invoice.id == invoice_id)).scalar_one_or_none()
+    if invoice is None:
+        raise LookupError(f"invoice {invoice_id} not found in this scope")
+    account = db.session.execute(select(Account).where(Account.id == invoice.account_id)).scalar_one()
+    if invoice.kind != "invoice" or invoice.status != "open":
+        raise TopupError(f"This bill is {'a credit note' if invoice.kind != 'invoice' else invoice.status}: "
+                         "there is nothing to pay.")
+    currency = invoice.currency.upper()
+    due = money.quantize(Decimal(invoice.total) - Decimal(invoice.amount_paid), currency)
+    if due <= 0:
+        raise TopupError("This bill is already paid.")
+    if account.status == "closed":
+        raise TopupError("This account is closed.")
+    if not nonce or len(nonce) > 64 or not nonce.replace("-", "").isalnum():
+        raise TopupError("The form expired; reload the page and try again.")
+    client = client_for(account.tenant_id)
+    meta = {"account_id": str(account.id), "purpose": "invoice", "invoice_id": str(invoice.id)}
+    params = {
+        "mode": "payment",
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": currency.lower(), "unit_amount": to_minor(due, currency),
+            "product_data": {"name": f"Invoice {invoice.number}, account {account.account_number}"}}}],
+        "success_url": success_url, "cancel_url": cancel_url,
+        "client_reference_id": str(account.id),
+        "metadata": meta, "payment_intent_data": {"metadata": meta},
+    }
+    if account.email:
+        params["customer_email"] = account.email
+    try:
+        session = client.v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": f"invoice:{invoice.id}:{to_minor(due, currency)}:{nonce}"})
+    except stripe.InvalidRequestError:     # e.g. below the card processor's smallest charge
+        raise TopupError(f"The card processor refused a payment of {money.format_money(due, currency)}; "
+                         "please pay it by bank transfer or with your next bill.") from None
+    except stripe.StripeError:
+        raise TopupError("The card processor cannot be reached; please try again in a minute.") from None
+    payment = pending_payment(account, session.id, due, currency, created_by_id=created_by_id,
+                              purpose="invoice", invoice_id=invoice.id)
+    return payment, session.url
 
 
 def received(payment: Payment) -> bool:

@@ -164,9 +164,18 @@ def _expired(obj, endpoint_tenant_id):
     return "processed", ""
 
 
+def payment_key(p: Payment) -> str:
+    """The ledger key of a payment's credit."""
+    return f"stripe:pay:{p.payment_intent_id or p.provider_ref}" if p.provider == "stripe" else f"manual:{p.provider_ref}"
+
+
 def credit(p: Payment, account: Account, *, created_by_id=None):
-    """Credit a payment once through the ledger and queue its receipt email."""
-    key = f"stripe:pay:{p.payment_intent_id or p.provider_ref}" if p.provider == "stripe" else f"manual:{p.provider_ref}"
+    """Credit a payment once through the ledger and queue its receipt email. Then invoicing
+    (app/invoicing/receipts.on_credit): a prepaid top-up pays its taxes (tax included) and gets
+    a numbered receipt; a postpaid payment goes to its invoice (or the oldest open ones)."""
+    from app.invoicing.receipts import on_credit
+
+    key = payment_key(p)
     db.session.flush()
     posted = ledger.post(account.id, p.amount, "payment", key, created_by_id=created_by_id,
                          description=f"Payment {p.reference or p.provider_ref}")
@@ -175,6 +184,8 @@ def credit(p: Payment, account: Account, *, created_by_id=None):
     p.ledger_entry_id, p.paid_at = posted.entry_id, p.paid_at or utcnow()
     if posted.created:
         db.session.flush()
+        on_credit(account, posted, key, kind="payment", gross=p.amount, payment_id=p.id, invoice_id=p.invoice_id,
+                  method=p.method, reference=p.reference or p.provider_ref, created_by_id=created_by_id)
         enqueue("workers.payments.send_receipt", p.id, p.tenant_id, job_id=f"receipt-{p.id}")
     return posted
 
@@ -203,8 +214,13 @@ def _refund(charge):
     total = from_minor(charge.get("amount_refunded") or 0, p.currency)
     delta = total - p.refunded_amount
     if delta > 0:
-        ledger.post(p.account_id, -delta, "refund", f"stripe:refund:{charge['id']}:{total}",
-                    description=f"Refund of payment {p.provider_ref}")
+        from app.invoicing.receipts import on_refund
+
+        refund_key = f"stripe:refund:{charge['id']}:{total}"
+        posted = ledger.post(p.account_id, -delta, "refund", refund_key, description=f"Refund of payment {p.provider_ref}")
+        if posted.created:        # a prepaid top-up's taxes come back in proportion
+            on_refund(p.account_id, payment_key(p), refund_key, gross=p.amount, refunded_before=p.refunded_amount,
+                      refunded_now=total)
         p.refunded_amount = total
     p.status = "refunded" if p.refunded_amount >= p.amount else "partially_refunded"
     return "processed", ""

@@ -13,3 +13,4 @@ from portals.customer import self_service  # noqa: E402,F401
 from portals.customer import reports  # noqa: E402,F401
 from portals.customer import logins  # noqa: E402,F401
 from portals.customer import payments  # noqa: E402,F401
+from portals.customer import invoices  # noqa: E402,F401

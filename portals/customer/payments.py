@@ -79,8 +79,15 @@ def payment(payment_id):
                            ).scalar_one_or_none()
     if p is None:
         abort(404)
-    return render("customer/payment.html", account=account, payment=p, received=checkout.received(p),
-                  title="Payment")
+    bill = applied = None
+    if p.invoice_id:
+        from app.invoicing.models import Invoice, InvoicePayment
+
+        bill = db.session.execute(select(Invoice).where(Invoice.id == p.invoice_id)).scalar_one_or_none()
+        applied = db.session.execute(select(InvoicePayment).where(InvoicePayment.payment_id == p.id)
+                                     ).scalars().first()
+    return render("customer/payment.html", account=account, payment=p, received=checkout.received(p), bill=bill,
+                  applied=applied, title="Payment")
 
 
 @bp.get("/payments")

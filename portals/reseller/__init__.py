@@ -14,6 +14,8 @@ from portals.reseller import onboarding, account_page, numbers, account_template
 from portals.reseller import rates, reports  # noqa: E402,F401
 from portals.reseller import account_profile, in_use, account_extras, orders, payments, settings  # noqa: E402,F401
 from portals.reseller import trunks  # noqa: E402,F401
+from portals.reseller import invoices  # noqa: E402,F401
+from portals.reseller import taxes  # noqa: E402,F401
 
 from portals import calls as _calls  # noqa: E402
 

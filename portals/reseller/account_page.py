@@ -25,12 +25,13 @@ from app.billing.account_templates import save_template, values_from_account
 from app.billing.orders import Order, process_order
 from app.conflicts import FieldError
 from app.extensions import db
+from app.invoicing.taxes import account_tax_ids, set_account_taxes
 from app.ledger import LedgerEntry
 from app.notifications.outbox import low_balance_alert, welcome_letter
 from app.web import is_htmx, render
 from portals.account_forms import (AccountEditForm, ActionForm, AssignNumberForm, BalanceForm, MoveNumberForm,
                                    NotesForm, PortalPasswordForm, StatusChangeForm, TemplateNameForm, UsersChangeForm,
-                                   amount)
+                                   amount, tax_choices)
 from portals.reseller import bp
 from portals.reseller.onboarding import rate_sheet_choices
 from app.numbers import operations as dids
@@ -67,9 +68,10 @@ def _edit_form(account, plan, countries) -> AccountEditForm:
     data = {k: getattr(account, k) for k in (
         "name", "email", "first_name", "last_name", "phone", "company", "address", "city", "state", "postcode",
         "country", "timezone", "language", "currency", "billing_type", "credit_limit", "max_channels", "cps_limit",
-        "low_balance_threshold", "email_alerts", "play_insufficient_credit", "invoice_day", "vat_rate",
-        "vat_number", "expiry_mode", "expiry_date", "expiry_days", "autorefill", "initial_balance")}
-    data.update(with_pin=bool(account.pin), version=str(account.version),
+        "low_balance_threshold", "email_alerts", "play_insufficient_credit", "invoice_day",
+        "vat_number", "expiry_mode", "expiry_date", "expiry_days", "autorefill", "initial_balance", "tax_exempt",
+        "tax_exempt_reason")}
+    data.update(with_pin=bool(account.pin), version=str(account.version), tax_ids=account_tax_ids(account.id),
                 plan_name=plan.name if plan else "", cost_per_user=plan.cost_per_user if plan else Decimal("0"),
                 rate_sheet_id=(plan.rate_sheet_id or 0) if plan else 0)
     form = AccountEditForm(formdata=None, data=data)
@@ -94,6 +96,7 @@ def _choices(form, account, plan=None):
                 delattr(form, name)
     if "rate_sheet_id" in form._fields:
         form.rate_sheet_id.choices = rate_sheet_choices(account.tenant_id)
+    tax_choices(form, account.tenant_id)
     for name, value in (("timezone", account.timezone), ("language", account.language),
                         ("currency", account.currency)):
         choices = list(form[name].choices)
@@ -197,13 +200,15 @@ def account_edit(account_id):
             "email_alerts", "play_insufficient_credit", "invoice_day", "vat_number", "expiry_mode", "autorefill")}
         values.update(
             phone=form.phone_e164, credit_limit=amount(form.credit_limit),
-            low_balance_threshold=amount(form.low_balance_threshold), vat_rate=amount(form.vat_rate),
+            low_balance_threshold=amount(form.low_balance_threshold),
             initial_balance=amount(form.initial_balance),
             expiry_date=form.expiry_date.data if form.expiry_mode.data == "date" else None,
             expiry_days=form.expiry_days.data if form.expiry_mode.data.startswith("days_") else None)
         for key in ("company", "address", "city", "state", "postcode", "vat_number"):
             values[key] = (values[key] or "").strip()
         changes = update_account(account, version=form.version.data, values=values, extra_changes=plan_changes)
+        changes.update(set_account_taxes(account, form.tax_ids.data or [], exempt=form.tax_exempt.data,
+                                         reason=form.tax_exempt_reason.data or ""))
     except StaleEdit:
         db.session.rollback()
         account = get_or_404(Account, account_id)

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.rating.models import RateSheet
 from app.rating.sheets import countries_without_rates
 from app.web import is_htmx, render
-from portals.account_forms import STEP1_FIELDS, Step1Form, Step2Form, amount
+from portals.account_forms import STEP1_FIELDS, Step1Form, Step2Form, amount, tax_choices
 from portals.reseller import bp
 from app.numbers.operations import spare_numbers
 from tenants import Tenant, get_or_404
@@ -63,8 +63,7 @@ def _step2_form(formdata=None, template: AccountTemplate | None = None) -> Step2
     else:
         data = dict(template.values) if template else {}
         countries = [{"country": c, "minutes": m} for c, m in data.pop("countries", []) or []]
-        for key in ("cost_per_user", "initial_credit", "credit_limit", "low_balance_threshold", "vat_rate",
-                    "initial_balance"):
+        for key in ("cost_per_user", "initial_credit", "credit_limit", "low_balance_threshold", "initial_balance"):
             if data.get(key) is not None:
                 data[key] = money.to_decimal(data[key])
         data["rate_sheet_id"] = data.get("rate_sheet_id") or 0
@@ -79,6 +78,7 @@ def _step2_form(formdata=None, template: AccountTemplate | None = None) -> Step2
     form.rate_sheet_id.choices = rate_sheet_choices(tenant.id, currency)
     form.rate_sheet_id.description = f"The sheets in {currency}, the account's currency."
     form.number_ids.choices = number_choices(tenant.id, tenant.currency)
+    tax_choices(form, tenant.id)
     return form
 
 
@@ -200,7 +200,9 @@ def account_new_plan():
         billing_type=form2.billing_type.data, credit_limit=amount(form2.credit_limit),
         max_channels=form2.max_channels.data, cps_limit=form2.cps_limit.data,
         low_balance_threshold=amount(form2.low_balance_threshold), email_alerts=form2.email_alerts.data,
-        invoice_day=form2.invoice_day.data, vat_rate=amount(form2.vat_rate), vat_number=form2.vat_number.data or "",
+        invoice_day=form2.invoice_day.data, vat_number=form2.vat_number.data or "",
+        tax_ids=form2.tax_ids.data or [], tax_exempt=form2.tax_exempt.data,
+        tax_exempt_reason=form2.tax_exempt_reason.data or "",
         expiry_mode=form2.expiry_mode.data, expiry_date=form2.expiry_date.data, expiry_days=form2.expiry_days.data,
         autorefill=form2.autorefill.data, initial_balance=amount(form2.initial_balance),
         with_pin=form2.with_pin.data, portal_password=form2.portal_password.data or None)

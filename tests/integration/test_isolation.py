@@ -302,6 +302,81 @@ def _user_change_id(owner):
     return change.id
 
 
+# Documents: a counter of their own (run_id above derives its period from _serial).
+_documents = itertools.count(1)
+
+
+@register_factory("invoice_id")
+def _invoice_id(owner):
+    """An issued (open) invoice of the owner's account, with one line."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    from app.invoicing.models import Invoice, InvoiceLine
+
+    n = next(_documents)
+    inv = Invoice(tenant_id=owner.tenant.id, account_id=owner.account.id, kind="invoice", period_key=f"iso-{n}",
+                  period_start=date(2026, 10, 1), period_end=date(2026, 11, 1), status="open",
+                  number=f"ISO-{owner.tenant.id}-{n:06d}", series=f"ISO-{owner.tenant.id}-", sequence=n, currency="USD",
+                  subtotal=Decimal("10"), tax_total=Decimal("0"), total=Decimal("10"), amount_paid=Decimal("0"),
+                  issued_at=datetime(2026, 11, 1, 6), due_date=date(2026, 11, 15), customer={}, seller={})
+    db.session.add(inv)
+    db.session.flush()
+    db.session.add(InvoiceLine(tenant_id=owner.tenant.id, invoice_id=inv.id, position=0, kind="recurring",
+                               description="Plan", amount=Decimal("10")))
+    db.session.flush()
+    return inv.id
+
+
+@register_factory("statement_id")
+def _statement_id(owner):
+    """A prepaid statement of the owner's account."""
+    from datetime import date
+    from decimal import Decimal
+
+    from app.invoicing.models import Statement
+
+    st = Statement(tenant_id=owner.tenant.id, account_id=owner.account.id, period_key=f"iso-{next(_documents)}",
+                   period_start=date(2026, 10, 1), period_end=date(2026, 11, 1), currency="USD",
+                   opening_balance=Decimal("1"), credits=Decimal("0"), charges=Decimal("0"),
+                   closing_balance=Decimal("1"), customer={})
+    db.session.add(st)
+    db.session.flush()
+    return st.id
+
+
+@register_factory("receipt_id")
+def _receipt_id(owner):
+    """A receipt of a credit of the owner's account."""
+    from decimal import Decimal
+
+    from app.invoicing.models import Receipt
+
+    n = next(_documents)
+    r = Receipt(tenant_id=owner.tenant.id, account_id=owner.account.id, ledger_key=f"iso:{n}",
+                number=f"ISO-R-{owner.tenant.id}-{n}", series=f"ISO-R-{owner.tenant.id}-", sequence=n, kind="credit",
+                currency="USD", amount=Decimal("5"), net=Decimal("5"), taxes=[], customer={}, seller={})
+    db.session.add(r)
+    db.session.flush()
+    return r.id
+
+
+_tax_serial = itertools.count(1)     # its own counter: run_id's periods come from _serial (mod 12)
+
+
+@register_factory("tax_id")
+def _tax_id(owner):
+    """A tax of the owner's reseller (the taxes list)."""
+    from decimal import Decimal
+
+    from app.invoicing.models import Tax
+
+    tax = Tax(tenant_id=owner.tenant.id, name=f"Tax {next(_tax_serial)}", rate=Decimal("20"), position=1)
+    db.session.add(tax)
+    db.session.flush()
+    return tax.id
+
+
 @pytest.fixture
 def world(world, make_login):
     """The shared world plus a login of every further role: a platform sub-admin, a read-only

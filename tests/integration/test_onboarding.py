@@ -91,7 +91,7 @@ def test_step_one_moves_on_to_step_two_carrying_step_one_in_hidden_fields(owner)
     assert '<input type="hidden" name="phone" value="020 7946 0018">' in html
     for name in ("plan_name", "users", "cost_per_user", "initial_credit", "rate_sheet_id",
                  "countries-0-country", "billing_type", "credit_limit", "max_channels", "cps_limit",
-                 "low_balance_threshold", "email_alerts", "invoice_day", "vat_rate", "vat_number", "expiry_mode",
+                 "low_balance_threshold", "email_alerts", "invoice_day", "tax_exempt", "tax_exempt_reason", "vat_number", "expiry_mode",
                  "autorefill", "initial_balance", "portal_password", "with_pin"):
         assert f'name="{name}"' in html, name
     assert "No spare numbers" in html

@@ -57,6 +57,10 @@ def _enqueue_many(app, pending) -> None:
 
     q = queue(app)
     conn = redis_connection(app)
+    first = {}
+    for p in pending:
+        first.setdefault(p[3], p)                  # the same id twice in one commit: queued once
+    pending = list(first.values())
     keys = [Job.key_for(job_id) for _, _, _, job_id in pending]
     for _ in range(10):
         with conn.pipeline() as pipe:

@@ -401,7 +401,7 @@ def charge_accounts(accounts, plan: RunPlan, context: dict) -> dict:
         period, due = dues[a.id]
         prepaid = a.billing_type == "prepaid"
         balance = a.balance
-        if prepaid and a.autorefill:
+        if prepaid and a.autorefill and _refill_due(due, lambda d: (a.id, d.kind, d.item) in existing):
             target = money.to_decimal(a.initial_balance or 0)
             refill_key = f"account:{a.id}:refill:{key}"
             if target > 0 and balance < target and (a.id, refill_key) not in taken:
@@ -466,6 +466,13 @@ def charge_accounts(accounts, plan: RunPlan, context: dict) -> dict:
             suspend_accounts([a for a in told if to_tell[a.id][0] == reason], reason)
         billing_notices([(account, to_tell[account.id][1], to_tell[account.id][2]) for account in told])
     return outcomes
+
+
+def _refill_due(due: list[Due], recorded) -> bool:
+    """Autorefill comes before the period's charges: not for an account whose charges of the
+    period are all recorded already (a run that goes over it again), which would top up the
+    balance they left. An account with nothing due is refilled at each period start."""
+    return not due or not all(recorded(d) for d in due)
 
 
 def _taken(session, pairs: list[tuple[int, str]]) -> set[tuple[int, str]]:
@@ -620,8 +627,10 @@ def finish_run(plan: RunPlan) -> bool:
                                 .with_for_update()).scalar_one()
     left = remaining(plan)
     done = left <= failed
+    # A job ending after the run was finished (a helper that found nothing left) keeps its time.
     db.session.execute(update(ChargeRun).where(ChargeRun.id == plan.run_id)
-                       .values(heartbeat_at=utcnow(), finished_at=utcnow() if done else None)
+                       .values(heartbeat_at=utcnow(),
+                               finished_at=func.coalesce(ChargeRun.finished_at, utcnow()) if done else None)
                        .execution_options(synchronize_session=False))
     return done
 
@@ -673,13 +682,16 @@ def charge_account(account, period: Period, run_id: int | None, context: dict | 
     holds the account's row lock. Returns the outcome: charged, skipped, owed or suspended."""
     if context is None:
         context = _batch_context([account.id])
-    autorefill(account, period)
     plan = context["plans"].get(account.id)
     users = 0
     if plan is not None:
         users = users_at(plan.users, context["changes"].get(account.id, []), utc_start(period.start, account.timezone))
     due = due_charges(account, period, users=users, cost_per_user=plan.cost_per_user if plan else 0,
                       numbers=context["numbers"].get(account.id, []), extras=context["extras"].get(account.id, []))
+    recorded = set(map(tuple, db.session.execute(select(RecurringCharge.kind, RecurringCharge.item).where(
+        RecurringCharge.account_id == account.id, RecurringCharge.period == period.key))))
+    if _refill_due(due, lambda d: (d.kind, d.item) in recorded):
+        autorefill(account, period)
     taken = _taken_keys(account.id, [d.ledger_key for d in due])
     prepaid = account.billing_type == "prepaid"
     owing = prepaid and has_owed(account.id)

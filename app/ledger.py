@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import (ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, any_, bindparam, func, select, text,
-                        update)
+from sqlalchemy import (ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, any_, bindparam, func, select,
+                        text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 

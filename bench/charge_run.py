@@ -274,7 +274,8 @@ def start_workers(n: int, log_dir: Path) -> list[tuple[subprocess.Popen, Path]]:
         log = log_dir / f"worker-{i}.log"
         # As the Procfile starts them (the worker class builds the app once, before forking).
         proc = subprocess.Popen([str(bin_dir / "rq"), "worker", "--worker-class", "workers.runner.Worker",
-                                 "--url", REDIS_URL, "--name", f"bench-charge-{i}", QUEUE], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                 "--url", REDIS_URL, "--name", f"bench-charge-{i}", QUEUE],
+                                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                 start_new_session=True)
         out.append((proc, log))
     return out
@@ -542,7 +543,8 @@ def check(app, info, key: str) -> dict:
         "outcomes": ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())),
         "accounts not marked": len(set(expected) - set(marks)),
         "accounts charged other than their dues (count or amounts)": len(wrong) + len(unexpected),
-        "charges expected / recorded": f"{sum(len(d) for d in expected.values()):,} / {sum(len(v) for v in got.values()):,}",
+        "charges expected / recorded":
+            f"{sum(len(d) for d in expected.values()):,} / {sum(len(v) for v in got.values()):,}",
         "ledger keys of the period (entries)": f"{sum(n for _, n in keys):,}",
         "a ledger key used twice": twice,
         "prepaid balances below zero": negative_prepaid,

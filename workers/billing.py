@@ -74,6 +74,7 @@ def charge_period(tenant_id: int, key: str, batch_size: int | None = None, pause
             set_progress(min(total, cycle.marked(plan) - base) if wanted else done, total, period=key)
 
         done = _work(plan, batch_size, pause, progress)
+        progress(done)                 # the helpers' last batches, committed after ours
         finished = cycle.finish_run(plan)
         run = cycle.run_of(tenant_id, key)
         summary = {"run_id": run.id, "period": key, "finished": finished, "this_job": done,

@@ -477,3 +477,28 @@ def test_a_big_run_asks_one_helper_per_other_worker_and_a_small_one_none(app):
         app.config.pop("BILLING_RUN_HELPERS", None)
         for w in workers:
             w.register_death()
+
+
+def test_charge_rows_go_in_by_copy_and_a_key_taken_meanwhile_falls_back_to_insert_on_conflict(app, make_tenant):
+    """A batch's charge rows go in by one COPY; if another transaction wrote one of their keys
+    meanwhile (an extra added right now), the COPY is refused whole and the rows go in one by
+    one under their key: that row is left as it was, the others are written."""
+    from app.billing.cycle import RecurringCharge, _insert_charges
+    from tenants.models import utcnow
+
+    tenant = _ids(make_tenant())
+    a = billed_account(tenant)
+    now = utcnow()
+
+    def row(item, amount):
+        return (tenant.id, a, "extra", item, NEXT, Decimal(amount), f"Extra {item}", f"account:{a}:extra:{item}:{NEXT}",
+                "charged", None, now, now)
+
+    with tenant_scope(tenant.id):
+        assert _insert_charges(db.session, [row(1, "1.00"), row(2, "2.00")]) == {(a, "extra", 1), (a, "extra", 2)}
+        db.session.commit()
+        assert _insert_charges(db.session, [row(2, "9.99"), row(3, "3.00")]) == {(a, "extra", 3)}
+        db.session.commit()
+        got = dict(db.session.execute(select(RecurringCharge.item, RecurringCharge.amount).where(
+            RecurringCharge.account_id == a, RecurringCharge.kind == "extra")).all())
+    assert got == {1: Decimal("1.00"), 2: Decimal("2.00"), 3: Decimal("3.00")}

@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -38,14 +39,31 @@ def _accounts(tenant_id: int, count: int) -> list[int]:
     return ids
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind():
+    """A test that fails half-way must not leave a worker running: it would take the next
+    test's jobs (against this test's schema)."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
 def _worker(*, burst: bool, name: str | None = None) -> subprocess.Popen:
     """A real worker as the Procfile starts it (the worker class that builds the app before forking)."""
     env = {**os.environ, "DATABASE_URL": TestConfig.SQLALCHEMY_DATABASE_URI, "REDIS_URL": TestConfig.REDIS_URL,
            "PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{os.environ['PATH']}"}
     cmd = [str(BIN / "rq"), "worker", "--worker-class", "workers.runner.Worker", "--url", TestConfig.REDIS_URL,
            "default"] + (["--burst"] if burst else []) + (["--name", name] if name else [])
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    _started.append(proc)
+    return proc
 
 
 def _children(pid: int) -> list[int]:

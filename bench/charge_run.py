@@ -1,7 +1,7 @@
 """A monthly billing-cycle run at 100,000 accounts: 2 real RQ workers, PostgreSQL, Redis.
 
     .venv/bin/python bench/charge_run.py [--accounts 100000] [--workers 2] [--keep]
-                                         [--profile] [--sql-times]
+                                         [--in-process] [--profile] [--sql-times]
 
 Builds its own PostgreSQL schema (`bench_charge_run`, dropped at the end unless --keep) with one
 reseller and its accounts, bulk-loaded by COPY (app/bulk.py): a mix of prepaid and postpaid
@@ -10,24 +10,31 @@ yearly, ended), user-count changes made after the period started, autorefill, pr
 too low to pay (owed, suspended), postpaid accounts that cross their credit limit, a few
 disabled, suspended by hand and closed accounts; every opening balance has its ledger entry.
 
-Then starts `--workers` real `rq worker` processes on the Redis of BENCH_REDIS_URL (default
-db 5), and times the production path: the cron entry `workers.billing.enqueue_period_runs`
-for the month starting next, until the run is finished (every account of it marked). Prints
-the progress as the runs page reads it, the run's figures and:
+Then starts `--workers` real `rq worker` processes as the Procfile does (its worker class), on the
+Redis of BENCH_REDIS_URL (default db 5), and times the production path: the cron entry
+`workers.billing.enqueue_period_runs` for the month starting next, until the run is finished
+(every account of it marked; the run's job asks a helper job per other worker). Prints the
+progress as the runs page reads it, then:
 
 - accounts/s and ledger rows/s of the run (target: the whole run <= 30 s);
 - a raw binary COPY of the same ledger rows (the run's new entries, read back) into a scratch
   table like ledger_entries (same columns and indexes), in the same run: COPY rows/s, and the
   run's ledger rows/s as a share of it (target >= 25 %);
-- a re-run of the same period (its job deleted from Redis, queued again by the cron entry):
-  the ledger rows and charges it adds (must be 0);
+- the CPU seconds of the run (the workers, their work horses and their PostgreSQL sessions,
+  sampled from /proc: PostgreSQL runs on this machine) and of the COPY: on a shared machine they
+  move less with the others' load than wall time does;
+- the letters the run queued (unpaid, credit limit) and when the same workers had sent them;
+- two re-runs of the same period, its finished jobs deleted from Redis first: as it is (the marks
+  say every account is done), and with the run's marks deleted (every account goes through the
+  batches again; only the natural keys stop a second charge). Each must add nothing;
 - the checks: every account of the run charged exactly what it owes (the charges counted and
-  summed independently of the app, from the generated data), none failed, balance ==
-  sum(ledger) for every account.
+  summed independently of the app, from the generated data), none failed, no ledger key twice,
+  no prepaid balance below zero, balance == sum(ledger) for every account (again after the re-runs).
 
---profile runs the same period in this process instead (one `charge_period` call, no RQ) under
-cProfile and prints where the time went; --sql-times adds the time per SQL statement kind.
-Asserts nothing. The machine may be shared: the figures are printed with the load average.
+--in-process runs the period in this process instead (one `charge_period` call, no RQ, no
+helper); --profile does so under cProfile and prints where the time went; --sql-times adds the
+time per SQL statement kind. Asserts nothing. The machine may be shared: the load average is
+printed before and after.
 """
 import argparse
 import cProfile

@@ -6,7 +6,8 @@
   keys stop a second effect anyway. A job that failed, or whose run stopped beating (a killed
   worker: no batch committed for `BILLING_RUN_STALE_SECONDS`), is deleted and queued again:
   the new run skips every account already marked done.
-- `charge_period(tenant, key)`: the run, one commit per batch of accounts.
+- `charge_period(tenant, key)`: the run, one commit per batch of accounts; a big run queues
+  `help_charge_period` jobs (one per other worker) that share its batches (SKIP LOCKED).
 - `apply_owed(tenant, account)`: queued by app/ledger.py after a credit, keyed on the credit.
 Thin: open a scope, call the domain, commit.
 """

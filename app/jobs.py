@@ -37,9 +37,55 @@ def enqueue(func, *args, job_id: str | None = None, queue_name: str | None = Non
 
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session):
-    pending = session.info.pop("pending_jobs", None)
-    for func, args, kwargs, job_id, queue_name in pending or ():
+    pending = session.info.pop("pending_jobs", None) or ()
+    if len(pending) > 1 and current_app.config.get("REDIS_URL"):
+        # Many at once (a billing run's letters): a few round trips to Redis for all of them.
+        def batchable(p):
+            return p[3] and not p[2] and p[4] is None     # an id, no options, the default queue
+        many = [p for p in pending if batchable(p)]
+        if len(many) > 1:
+            _enqueue_many(current_app._get_current_object(), many)
+            pending = [p for p in pending if not batchable(p)]
+    for func, args, kwargs, job_id, queue_name in pending:
         dispatch(func, *args, job_id=job_id, queue_name=queue_name, **kwargs)
+
+
+def _enqueue_many(app, pending) -> None:
+    """Queue jobs that have ids (and no options) in one transaction, unique as `dispatch`
+    makes them: the ids already in Redis are left out, and WATCH on their keys makes a job
+    queued meanwhile under one of the ids restart the lot (as RQ's own unique enqueue would
+    refuse it)."""
+    from redis.exceptions import WatchError
+    from rq.job import Job
+
+    q = queue(app)
+    conn = redis_connection(app)
+    first = {}
+    for p in pending:
+        first.setdefault(p[3], p)                  # the same id twice in one commit: queued once
+    pending = list(first.values())
+    keys = [Job.key_for(p[3]) for p in pending]
+    for _ in range(10):
+        with conn.pipeline() as pipe:
+            try:
+                pipe.watch(*keys)
+                check = conn.pipeline(transaction=False)
+                for key in keys:
+                    check.exists(key)
+                taken = check.execute()
+                datas = [q.prepare_data(func, args=args, job_id=job_id)
+                         for (func, args, _, job_id, _), there in zip(pending, taken) if not there]
+                pipe.multi()
+                if datas:
+                    q.enqueue_many(datas, pipeline=pipe)
+                pipe.execute()
+                skipped = len(pending) - len(datas)
+                if skipped:
+                    log.info("%s job(s) already queued", skipped)
+                return
+            except WatchError:
+                continue
+    raise RuntimeError("jobs not queued: their ids kept changing in Redis")
 
 
 @event.listens_for(Session, "after_rollback")

@@ -11,7 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, select, text, update
+from sqlalchemy import (ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, any_, bindparam, func, select,
+                        text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -139,15 +140,26 @@ def credit_arrived(session, tenant_id: int, account_id: int, entry_id) -> None:
     owed recurring charges, or the billing cycle suspended it, queue `apply_owed` for after
     the commit (app/billing/cycle.py), keyed on this credit. Raw SQL: the ledger does not
     import the billing package that imports it."""
-    waiting = session.execute(text(
-        "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"), {"a": account_id}).first()
-    if waiting is None:
-        reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
-        if not reason:
-            return
+    credits_arrived(session, [(tenant_id, account_id, entry_id)])
+
+
+def credits_arrived(session, credits: list[tuple[int, int, object]]) -> None:
+    """`credit_arrived` for many (tenant id, account id, entry id) at once: two queries in all."""
+    if not credits:
+        return
+    ids = sorted({a for _, a, _ in credits})
+    waiting = set(session.execute(text(
+        "SELECT DISTINCT account_id FROM recurring_charges WHERE account_id IN :a AND status = 'owed'")
+        .bindparams(bindparam("a", expanding=True)), {"a": ids}).scalars())
+    rest = [a for a in ids if a not in waiting]
+    if rest:
+        waiting |= set(session.execute(select(Account.id).where(Account.id.in_(rest), Account.status_reason != "")
+                                       ).scalars())
     from app.jobs import enqueue
 
-    enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
+    for tenant_id, account_id, entry_id in credits:
+        if account_id in waiting:
+            enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
 
 
 def _expire_loaded_balance(session, account_id):
@@ -155,6 +167,16 @@ def _expire_loaded_balance(session, account_id):
     obj = session.identity_map.get(session.identity_key(Account, account_id))
     if obj is not None:
         session.expire(obj, ["balance"])
+
+
+def _expire_loaded_balances(session, account_ids: set[int]) -> None:
+    """`_expire_loaded_balance` for many: one pass over what the session holds (little, in the
+    bulk paths), not a lookup per account."""
+    for key in list(session.identity_map.keys()):       # (class, primary key, token): no loads
+        if key[0] is Account and key[1][0] in account_ids:
+            obj = session.identity_map.get(key)
+            if obj is not None:
+                session.expire(obj, ["balance"])
 
 
 def balance_mismatches(session=None) -> list[tuple[int, Decimal, Decimal]]:
@@ -230,7 +252,9 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
     # Unpacked rows: a Row's attribute access goes through a failed type lookup first.
     accounts = {row[0]: tuple.__new__(_LockedAccount, row) for row in session.execute(
         select(Account.id, Account.tenant_id, Account.currency, Account.account_number, Account.balance)
-        .where(Account.id.in_(account_ids)).order_by(Account.id)
+        # One array parameter, not one per account (thousands in a rating or billing batch).
+        .where(Account.id == any_(bindparam(None, account_ids, type_=postgresql.ARRAY(Integer))))
+        .order_by(Account.id)
         # FOR NO KEY UPDATE, as post()'s UPDATE takes: a concurrent INSERT that references the
         # account (a call, a ledger entry) holds KEY SHARE, which FOR UPDATE would wait on.
         .with_for_update(key_share=True)
@@ -286,27 +310,13 @@ def post_many(entries, *, new_keys: bool = False) -> set[tuple[int, str]]:
         "UPDATE accounts SET balance = accounts.balance + v.s FROM unnest(CAST(:a AS integer[]),"
         " CAST(:s AS numeric[])) AS v(a, s) WHERE accounts.id = v.a"),
         {"a": moved, "s": [sums[a] for a in moved]})
+    _expire_loaded_balances(session, set(moved))
     for account_id in moved:
-        _expire_loaded_balance(session, account_id)
         live.announce(accounts[account_id].account_number)
     credited = {a: key for _, a, amount, _, key, _, _ in rows if amount > 0 and (a, key) in created}
-    if credited:                                        # rare for calls; an invoicing batch has many
-        waiting = _waiting_for_credit(session, sorted(credited))
-        for account_id, key in sorted(credited.items()):
-            if account_id in waiting:
-                credit_arrived(session, accounts[account_id].tenant_id, account_id, f"k{zlib.crc32(key.encode())}")
+    credits_arrived(session, [(accounts[a].tenant_id, a, f"k{zlib.crc32(key.encode())}")   # rare: calls are debits
+                              for a, key in sorted(credited.items())])
     return created
-
-
-def _waiting_for_credit(session, account_ids) -> set[int]:
-    """Of these accounts, those `credit_arrived` would act for (owed charges, or suspended by
-    the billing cycle): two queries for a whole batch instead of two per account."""
-    owing = set(session.execute(text(
-        "SELECT DISTINCT account_id FROM recurring_charges WHERE status = 'owed' AND account_id = ANY(:a)"),
-        {"a": list(account_ids)}).scalars())
-    reasons = set(session.execute(select(Account.id).where(Account.id.in_(list(account_ids)),
-                                                            Account.status_reason != "")).scalars())
-    return owing | reasons
 
 
 class _Rounded(dict):

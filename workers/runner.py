@@ -1,9 +1,16 @@
 """How a job runs: in a fresh context of its own (app context, session, tenant scope), with one
 commit at the end. An RQ worker process has no app: the first job builds one (`create_app`),
 as `wsgi.py` does for the web process.
+
+`Worker` (the Procfile's `rq worker --worker-class workers.runner.Worker`) builds it once, before
+it forks: RQ runs every job in a new work horse forked from the worker, so with the plain worker
+each job imported the whole app and built it again (1-2 s a job, longer than most jobs take).
 """
 import contextvars
 import functools
+import os
+
+from rq import Worker as _RQWorker
 
 from flask import current_app, has_app_context
 
@@ -38,12 +45,36 @@ def _run_and_commit(func, args, kwargs):
 
 
 _app = None
+_app_pid = None
 
 
 def _worker_app():
-    global _app
+    global _app, _app_pid
     if _app is None:
         from app import create_app
 
-        _app = create_app()
+        _app, _app_pid = create_app(), os.getpid()
+    elif _app_pid != os.getpid():
+        # A work horse forked from a worker that built the app: the parent's pooled connections
+        # (none, normally: the worker does not query) are not this process's to use.
+        with _app.app_context():
+            from app.extensions import db
+
+            db.engine.dispose(close=False)
+        _app.extensions.pop("ringledger_redis", None)
+        _app_pid = os.getpid()
     return _app
+
+
+class Worker(_RQWorker):
+    """An RQ worker that builds the app before forking its work horses, which inherit it.
+    What the app made is then frozen out of the cyclic collector (`gc.freeze`): a horse's
+    collections no longer rescan the whole imported app, nor write to its shared pages."""
+
+    def __init__(self, *args, **kwargs):
+        import gc
+
+        super().__init__(*args, **kwargs)
+        _worker_app()
+        gc.collect()
+        gc.freeze()

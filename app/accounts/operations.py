@@ -223,6 +223,28 @@ def set_account_status(account: Account, action: str, *, version=None, reason: s
     return new
 
 
+def suspend_accounts(accounts: list[Account], reason: str) -> None:
+    """`set_account_status(account, "suspend", reason=reason)` for many active accounts the
+    caller holds locked (a billing run): one UPDATE for all of them (the version moves on, as
+    any change does), then an audit entry and a notice to the watchers each, as one by one."""
+    from sqlalchemy import update
+
+    from tenants.models import utcnow
+
+    reason = _reason("suspend", reason)
+    active = [a for a in accounts if a.status == "active"]
+    if not active:
+        return
+    kept = reason[:80]
+    db.session.execute(update(Account).where(Account.id.in_([a.id for a in active]), Account.status == "active")
+                       .values(status="suspended", status_reason=kept, version=Account.version + 1,
+                               updated_at=utcnow())
+                       .execution_options(synchronize_session="evaluate"))
+    for account in active:
+        audit.record("account.suspended", account, old="active", new="suspended", reason=reason)
+        live.announce(account.account_number)
+
+
 ADJUST_ACTIONS = ("credit", "debit", "reset")
 
 

@@ -42,8 +42,11 @@ def _publish(session):
         conn = redis_connection()
         if conn is None:
             return
+        # One round trip for all of them: a billing run or a rating batch moves thousands.
+        pipe = conn.pipeline(transaction=False)
         for n in sorted(numbers):
-            conn.publish(CHANNEL, n)
+            pipe.publish(CHANNEL, n)
+        pipe.execute()
     except Exception as e:  # never fail a committed request over a notice
         log.warning("account change notices not published: %s", e)
 

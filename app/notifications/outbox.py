@@ -26,14 +26,25 @@ def queue_email(*, tenant_id: int, to: str, subject: str, body: str, kind: str,
                 account_id: int | None = None, dedupe_key: str | None = None,
                 attachment: tuple[str, str, bytes] | None = None) -> Notification:
     """`attachment` = (file name, media type, bytes): a binary file (an invoice's PDF)."""
-    n = Notification(tenant_id=tenant_id, account_id=account_id, kind=kind, to_email=to,
-                     subject=subject[:200], body=body, dedupe_key=dedupe_key)
-    if attachment is not None:
-        n.attachment_name, n.attachment_type, n.attachment_data = attachment[0][:120], attachment[1], attachment[2]
-    db.session.add(n)
+    return queue_emails([dict(tenant_id=tenant_id, to=to, subject=subject, body=body, kind=kind,
+                              account_id=account_id, dedupe_key=dedupe_key, attachment=attachment)])[0]
+
+
+def queue_emails(letters: list[dict]) -> list[Notification]:
+    """`queue_email` for many letters (its keyword arguments, one dict each): one flush for all."""
+    made = []
+    for x in letters:
+        n = Notification(tenant_id=x["tenant_id"], account_id=x.get("account_id"), kind=x["kind"], to_email=x["to"],
+                         subject=x["subject"][:200], body=x["body"], dedupe_key=x.get("dedupe_key"))
+        if x.get("attachment") is not None:
+            a = x["attachment"]
+            n.attachment_name, n.attachment_type, n.attachment_data = a[0][:120], a[1], a[2]
+        made.append(n)
+    db.session.add_all(made)
     db.session.flush()
-    enqueue("workers.notifications.send_notification", n.id, tenant_id, job_id=f"notification-{n.id}")
-    return n
+    for n in made:
+        enqueue("workers.notifications.send_notification", n.id, n.tenant_id, job_id=f"notification-{n.id}")
+    return made
 
 
 def deliver(notification_id: int, tenant_id: int) -> str:
@@ -147,10 +158,21 @@ BILLING_SUBJECTS = {
 
 def billing_notice(account, kind: str, **context) -> Notification:
     """A billing-cycle event (app/billing/cycle.py): unpaid charges, credit limit, back again."""
-    if kind not in BILLING_SUBJECTS:
-        raise ValueError(f"unknown billing notice {kind!r}")
-    body = render_template(f"email/{kind}.txt", account=account, portal_url=_portal_url(), **context)
-    n = queue_email(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind=kind,
-                    subject=BILLING_SUBJECTS[kind].format(number=account.account_number), body=body)
-    audit.record(f"account.{kind}_notice_queued", account, notification_id=n.id)
-    return n
+    return billing_notices([(account, kind, context)])[0]
+
+
+def billing_notices(notices: list[tuple[object, str, dict]]) -> list[Notification]:
+    """`billing_notice` for many (account, kind, context) at once: one flush for all the rows
+    (a billing run tells hundreds of accounts), then a job and an audit entry each."""
+    for _, kind, _ in notices:
+        if kind not in BILLING_SUBJECTS:
+            raise ValueError(f"unknown billing notice {kind!r}")
+    portal_url = _portal_url()
+    made = queue_emails([dict(tenant_id=account.tenant_id, account_id=account.id, to=account.email, kind=kind,
+                              subject=BILLING_SUBJECTS[kind].format(number=account.account_number),
+                              body=render_template(f"email/{kind}.txt", account=account, portal_url=portal_url,
+                                                   **context))
+                         for account, kind, context in notices])
+    for (account, kind, _), n in zip(notices, made):
+        audit.record(f"account.{kind}_notice_queued", account, notification_id=n.id)
+    return made

@@ -378,3 +378,127 @@ def test_the_batch_and_the_account_by_account_paths_charge_alike(app, make_tenan
     assert account(post).status_reason == "credit limit exceeded"
     with unscoped():
         assert balance_mismatches() == []
+
+
+@pytest.mark.parametrize("path", ["batch", "one_by_one"])
+def test_a_run_going_over_an_account_again_neither_charges_nor_refills_it_twice(app, make_tenant, monkeypatch, path):
+    """Autorefill comes before the period's charges: an account the run goes over again (its
+    marks lost) is not topped up from the balance its charges left. One with nothing due is
+    refilled at each period start, once."""
+    from sqlalchemy import delete
+
+    from app.billing import cycle
+    from app.billing.cycle import ChargeRunAccount
+
+    if path == "one_by_one":
+        monkeypatch.setattr(cycle, "charge_accounts", lambda *a, **kw: 1 / 0)
+    tenant = _ids(make_tenant())
+    charged = billed_account(tenant, users=1, cost_per_user="60.00", credit="200.00", autorefill=True,
+                             initial_balance=Decimal("1.00"))
+    idle = billed_account(tenant, users=1, cost_per_user="0", credit="5.00", autorefill=True,
+                          initial_balance=Decimal("50.00"))
+    start = account(charged).balance                  # what the prorated first month left
+    target = start - Decimal("1.00")
+    set_fields(charged, initial_balance=target)       # above its target at the period start
+    _run(tenant)
+    assert account(charged).balance == start - Decimal("60.00") < target
+    assert entries(charged, "refill") == {}
+    assert entries(idle, "refill") == {f"account:{idle}:refill:{NEXT}": Decimal("45.00")}
+    rows = ledger_rows()
+    with unscoped():
+        db.session.execute(delete(ChargeRunAccount))
+        db.session.commit()
+    again = _run(tenant)
+    assert again["this_job"] == 2 and ledger_rows() == rows
+    assert account(charged).balance == start - Decimal("60.00") and account(idle).balance == Decimal("50.00")
+    with unscoped():
+        assert balance_mismatches() == []
+
+
+def test_a_suspension_by_a_batch_is_in_the_history_as_one_by_one_and_moves_the_version(app, make_tenant):
+    from app.audit import AuditEntry
+
+    tenant = _ids(make_tenant())
+    poor = billed_account(tenant, users=1, cost_per_user="40.00", credit="45.00")
+    version = account(poor).version
+    _run(tenant)
+    acct = account(poor)
+    assert acct.status == "suspended" and acct.status_reason == "unpaid recurring charges" and acct.version > version
+    with unscoped():
+        history = db.session.execute(select(AuditEntry.details).where(
+            AuditEntry.account_id == poor, AuditEntry.action == "account.suspended")).scalars().all()
+    assert history == [{"old": "active", "new": "suspended", "reason": "unpaid recurring charges"}]
+
+
+def test_a_helper_that_finds_the_run_finished_changes_nothing(app, make_tenant):
+    from workers.billing import help_charge_period
+
+    tenant = _ids(make_tenant())
+    a = billed_account(tenant)
+    _run(tenant)
+    with unscoped():
+        run = cycle_run(tenant.id)
+    rows = ledger_rows()
+    late = help_charge_period(tenant.id, NEXT, now=NEXT_NOW)
+    assert late == {"period": NEXT, "this_job": 0, "finished": True}
+    with unscoped():
+        assert cycle_run(tenant.id).finished_at == run.finished_at
+    assert ledger_rows() == rows and f"account:{a}:users:{NEXT}" in entries(a)
+
+
+def cycle_run(tenant_id):
+    from app.billing.cycle import run_of
+
+    db.session.remove()
+    return run_of(tenant_id, NEXT)
+
+
+def test_a_big_run_asks_one_helper_per_other_worker_and_a_small_one_none(app):
+    from rq import Worker
+
+    from workers.billing import _helpers_wanted
+
+    q = jobs.queue(app)
+    workers = [Worker([q], connection=q.connection, name=f"cycle-helpers-{i}") for i in range(3)]
+    for w in workers:
+        w.register_birth()
+    app.config["BILLING_RUN_HELPER_MIN_ACCOUNTS"] = 100
+    try:
+        assert _helpers_wanted(150) == 0            # not two jobs' worth
+        assert _helpers_wanted(250) == 1            # two jobs' worth: one helper
+        assert _helpers_wanted(100_000) == 2        # one per other worker
+        app.config["BILLING_RUN_HELPERS"] = 1
+        assert _helpers_wanted(100_000) == 1        # at most the setting
+        redis_url, app.config["REDIS_URL"] = app.config["REDIS_URL"], None
+        assert _helpers_wanted(100_000) == 0        # jobs in-process: no helpers
+        app.config["REDIS_URL"] = redis_url
+    finally:
+        app.config.pop("BILLING_RUN_HELPER_MIN_ACCOUNTS")
+        app.config.pop("BILLING_RUN_HELPERS", None)
+        for w in workers:
+            w.register_death()
+
+
+def test_charge_rows_go_in_by_copy_and_a_key_taken_meanwhile_falls_back_to_insert_on_conflict(app, make_tenant):
+    """A batch's charge rows go in by one COPY; if another transaction wrote one of their keys
+    meanwhile (an extra added right now), the COPY is refused whole and the rows go in one by
+    one under their key: that row is left as it was, the others are written."""
+    from app.billing.cycle import RecurringCharge, _insert_charges
+    from tenants.models import utcnow
+
+    tenant = _ids(make_tenant())
+    a = billed_account(tenant)
+    now = utcnow()
+
+    def row(item, amount):
+        return (tenant.id, a, "extra", item, NEXT, Decimal(amount), f"Extra {item}", f"account:{a}:extra:{item}:{NEXT}",
+                "charged", None, now, now)
+
+    with tenant_scope(tenant.id):
+        assert _insert_charges(db.session, [row(1, "1.00"), row(2, "2.00")]) == {(a, "extra", 1), (a, "extra", 2)}
+        db.session.commit()
+        assert _insert_charges(db.session, [row(2, "9.99"), row(3, "3.00")]) == {(a, "extra", 3)}
+        db.session.commit()
+        got = dict(db.session.execute(select(RecurringCharge.item, RecurringCharge.amount).where(
+            RecurringCharge.account_id == a, RecurringCharge.kind == "extra")).all())
+    assert got == {1: Decimal("1.00"), 2: Decimal("2.00"), 3: Decimal("3.00")}

@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -38,12 +39,31 @@ def _accounts(tenant_id: int, count: int) -> list[int]:
     return ids
 
 
-def _worker(*, burst: bool) -> subprocess.Popen:
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind():
+    """A test that fails half-way must not leave a worker running: it would take the next
+    test's jobs (against this test's schema)."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def _worker(*, burst: bool, name: str | None = None) -> subprocess.Popen:
+    """A real worker as the Procfile starts it (the worker class that builds the app before forking)."""
     env = {**os.environ, "DATABASE_URL": TestConfig.SQLALCHEMY_DATABASE_URI, "REDIS_URL": TestConfig.REDIS_URL,
            "PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    cmd = [str(BIN / "rq"), "worker", "--url", TestConfig.REDIS_URL, "default"] + (["--burst"] if burst else [])
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    cmd = [str(BIN / "rq"), "worker", "--worker-class", "workers.runner.Worker", "--url", TestConfig.REDIS_URL,
+           "default"] + (["--burst"] if burst else []) + (["--name", name] if name else [])
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    _started.append(proc)
+    return proc
 
 
 def _children(pid: int) -> list[int]:
@@ -167,5 +187,125 @@ def test_a_worker_killed_mid_run_is_resumed_and_every_account_is_charged_exactly
     assert _users_entries() == {a: 1 for a in ids}
     run = _run_row(tenant_id)
     assert run.charged == len(ids) and run.passes == 2 and run.finished_at is not None
+    with unscoped():
+        assert balance_mismatches() == []
+
+
+# --- a big run and its helper job ------------------------------------------------------------------
+
+def _finished(tenant_id) -> bool:
+    from app.billing.cycle import ChargeRun
+
+    db.session.remove()
+    with unscoped():
+        return db.session.execute(select(ChargeRun.finished_at).where(
+            ChargeRun.tenant_id == tenant_id, ChargeRun.period == NEXT)).scalar() is not None
+
+
+def _until(predicate, timeout=120, what="the run"):
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: timed out")
+        time.sleep(0.1)
+
+
+def _stop(proc) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    return _wait(proc, timeout=30)
+
+
+def _workers(n: int) -> dict[str, subprocess.Popen]:
+    import uuid
+
+    names = [f"cycle-test-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+    return {name: _worker(burst=False, name=name) for name in names}
+
+
+def _job(job_id):
+    from rq.job import Job
+
+    from app import jobs
+
+    return Job.fetch(job_id, connection=jobs.redis_connection())
+
+
+def test_a_big_run_shares_its_batches_with_a_helper_job_and_charges_each_account_once(app, make_tenant):
+    from workers.billing import enqueue_run, run_job_id
+
+    tenant_id = make_tenant().id
+    ids = _accounts(tenant_id, 120)
+    first = enqueue_run(tenant_id, NEXT, batch_size=5, pause=0.05, helpers=1, now=NEXT_NOW)
+    workers = _workers(2)
+    try:
+        _until(lambda: _finished(tenant_id))
+        helper = f"{run_job_id(tenant_id, NEXT)}-p1-h1"
+        _until(lambda: _job(first).get_status() == "finished" and _job(helper).get_status() == "finished",
+               what="the jobs")
+    finally:
+        outputs = [_stop(w) for w in workers.values()]
+    assert all("Traceback" not in o for o in outputs), outputs
+    mine, theirs = _job(first).return_value(), _job(helper).return_value()
+    # Both took batches (SKIP LOCKED), none was taken twice.
+    assert mine["this_job"] > 0 and theirs["this_job"] > 0 and mine["this_job"] + theirs["this_job"] == len(ids)
+    assert _users_entries() == {a: 1 for a in ids}
+    run = _run_row(tenant_id)
+    assert run.charged == len(ids) and run.passes == 1 and run.failed == 0
+    # The run's progress, as the runs page reads it from the first job, counts the helper's work too.
+    assert _job(first).meta["done"] == _job(first).meta["total"] == len(ids)
+    with unscoped():
+        assert balance_mismatches() == []
+
+
+def test_a_helper_killed_mid_run_leaves_its_batch_to_the_run_which_charges_every_account_once(app, make_tenant):
+    from workers.billing import enqueue_run, run_job_id
+
+    tenant_id = make_tenant().id
+    ids = _accounts(tenant_id, 80)
+    first = enqueue_run(tenant_id, NEXT, batch_size=4, pause=0.3, helpers=1, now=NEXT_NOW)
+    helper = f"{run_job_id(tenant_id, NEXT)}-p1-h1"
+    workers = _workers(2)
+    try:
+        _until(lambda: _marked() >= 12 and _job(helper).get_status() == "started", what="the helper")
+        _kill_hard(workers.pop(_job(helper).worker_name))      # its uncommitted batch rolls back
+        _until(lambda: _finished(tenant_id))
+    finally:
+        outputs = [_stop(w) for w in workers.values()]
+    assert all("Traceback" not in o for o in outputs), outputs
+    assert _job(first).return_value()["finished"] is True
+    assert _users_entries() == {a: 1 for a in ids}
+    run = _run_row(tenant_id)
+    assert run.charged == len(ids) and run.failed == 0
+    with unscoped():
+        assert balance_mismatches() == []
+
+
+def test_a_run_whose_first_job_is_killed_beside_its_helper_is_resumed_and_charges_every_account_once(app, make_tenant):
+    from workers.billing import enqueue_run, run_job_id
+
+    tenant_id = make_tenant().id
+    ids = _accounts(tenant_id, 80)
+    first = enqueue_run(tenant_id, NEXT, batch_size=4, pause=0.3, helpers=1, now=NEXT_NOW)
+    helper = f"{run_job_id(tenant_id, NEXT)}-p1-h1"
+    workers = _workers(2)
+    try:
+        _until(lambda: _marked() >= 12 and _job(helper).get_status() == "started", what="the helper")
+        _kill_hard(workers.pop(_job(first).worker_name))
+        _until(lambda: _job(helper).get_status() == "finished", what="the helper")
+        # The helper went on alone; what the killed job held is left for the next tick, which
+        # finds the first job "started" with its run silent, and queues it again.
+        app.config["BILLING_RUN_STALE_SECONDS"] = 0
+        try:
+            enqueue_run(tenant_id, NEXT, batch_size=20, now=NEXT_NOW)
+        finally:
+            app.config.pop("BILLING_RUN_STALE_SECONDS")
+        _until(lambda: _finished(tenant_id))
+    finally:
+        outputs = [_stop(w) for w in workers.values()]
+    assert all("Traceback" not in o for o in outputs), outputs
+    assert _users_entries() == {a: 1 for a in ids}
+    run = _run_row(tenant_id)
+    assert run.charged == len(ids) and run.failed == 0
     with unscoped():
         assert balance_mismatches() == []

@@ -59,3 +59,18 @@ def test_without_redis_jobs_run_in_process(app, world):
         assert _balance(world.account_a.id) == Decimal("11.00")
     finally:
         app.config["REDIS_URL"] = redis_url
+
+
+def test_the_jobs_of_one_commit_are_queued_together_each_id_once(app, world):
+    """A billing run queues hundreds of letters in one commit: one Redis transaction for all of
+    them, with the unique ids kept (an id already queued is left out, as one by one)."""
+    q = jobs.queue(app)
+    jobs.enqueue(credit_account, world.a.id, world.account_a.id, "m0", job_id="credit-m0")
+    db.session.commit()                                  # alone: queued before the batch
+    for key in ("m0", "m1", "m2", "m2"):
+        jobs.enqueue(credit_account, world.a.id, world.account_a.id, key, job_id=f"credit-{key}")
+    db.session.commit()
+    assert sorted(q.job_ids) == ["credit-m0", "credit-m1", "credit-m2"]
+    SimpleWorker([q], connection=q.connection).work(burst=True)
+    assert _balance(world.account_a.id) == Decimal("13.00")
+    assert {jobs.job_status(f"credit-{k}")["status"] for k in ("m0", "m1", "m2")} == {"finished"}

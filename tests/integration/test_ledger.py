@@ -108,3 +108,25 @@ def test_unknown_kinds_and_empty_keys_are_programming_errors(world):
         with pytest.raises(ValueError):
             post(world.account_a.id, Decimal("1"), "credit", "")
     assert "call" in ledger.KINDS
+
+
+def test_post_many_credits_wake_the_owed_charges_job_only_for_accounts_that_wait_for_credit(app, world, make_account):
+    """A batch of credits (autorefills of a billing run) checks every credited account in two
+    queries: apply_owed is queued for those with owed charges or a suspension of the cycle."""
+    from app import jobs
+    from app.billing.cycle import RecurringCharge
+    from app.ledger import Entry, post_many
+
+    owing, suspended, plain, debited = (make_account(world.a, credit="1") for _ in range(4))
+    with unscoped():
+        db.session.add(RecurringCharge(tenant_id=world.a.id, account_id=owing.id, kind="extra", item=1,
+                                       period="2027-01", amount=Decimal("9.00"), ledger_key="k", status="owed"))
+        acct = db.session.execute(select(Account).where(Account.id == suspended.id)).scalar_one()
+        acct.status, acct.status_reason = "suspended", "credit limit exceeded"
+        db.session.commit()
+    with tenant_scope(world.a.id):
+        post_many([Entry(owing.id, Decimal("5"), "payment", "p1"), Entry(suspended.id, Decimal("5"), "payment", "p2"),
+                   Entry(plain.id, Decimal("5"), "payment", "p3"), Entry(debited.id, Decimal("-1"), "call", "c1")])
+        db.session.commit()
+    queued = [j for j in jobs.queue(app).job_ids if j.startswith("apply-owed-")]
+    assert sorted(int(j.split("-")[2]) for j in queued) == sorted([owing.id, suspended.id])

@@ -71,6 +71,7 @@ def build(app, prefixes, accounts, carriers):
         with db.engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))   # migration 0004
         db.create_all()
         with unscoped():
             root = ensure_platform()
@@ -104,6 +105,18 @@ def build(app, prefixes, accounts, carriers):
             db.session.commit()
         db.session.remove()
     return endpoints
+
+
+def existing_endpoints(app):
+    """The endpoints of a schema kept by an earlier run (--keep), or None."""
+    with app.app_context():
+        found = db.session.execute(text("SELECT count(*) FROM information_schema.tables "
+                                        "WHERE table_schema = :s AND table_name = 'extensions'"), {"s": SCHEMA}).scalar()
+        if not found:
+            return None
+        endpoints = [r[0] for r in db.session.execute(text("SELECT sip_username FROM extensions ORDER BY id"))]
+        db.session.remove()
+    return endpoints or None
 
 
 def naive_decide(endpoint, destination):
@@ -213,13 +226,19 @@ def main():
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--reference-calls", type=int, default=300)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="use the schema an earlier --keep run left (implies --keep)")
     args = parser.parse_args()
     import logging
 
     app = create_app(BenchConfig)
     logging.getLogger("ringledger").setLevel(logging.ERROR)
     t = time.perf_counter()
-    endpoints = build(app, args.prefixes, args.accounts, args.carriers)
+    endpoints = existing_endpoints(app) if args.reuse else None
+    if endpoints is not None:
+        args.keep = True
+        args.accounts = len(endpoints)
+    else:
+        endpoints = build(app, args.prefixes, args.accounts, args.carriers)
     print(f"FastAGI bench: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"{args.prefixes:,} prefixes, {args.accounts} accounts, {args.carriers} carriers per route "
           f"(built in {time.perf_counter() - t:.1f} s)")

@@ -134,32 +134,118 @@ def naive_decide(endpoint, destination):
     return acct.status == "active" and sell is not None and acct.balance > 0, legs
 
 
+# ---- Asterisk's side: AGI clients in a process of their own ---------------------------------------
+class _AgiCall(asyncio.Protocol):
+    """One FastAGI session as the switch plays it: headers, then `200 result=…` to each command."""
+
+    def __init__(self, header: bytes, done: asyncio.Future):
+        self.header, self.done, self.buffer, self.outcome = header, done, b"", ""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(self.header)
+
+    def data_received(self, data):
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line.startswith(b"SET VARIABLE RL_DECISION") and not self.outcome:
+                self.outcome = line.split()[-1].strip(b'"').decode()
+            elif line.startswith(b"SET VARIABLE RL_CAUSE"):
+                self.outcome = line.split()[-1].strip(b'"').decode()
+            self.transport.write(b"200 result=1\n" if line.startswith(b"HANGUP") else b"200 result=0\n")
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_result(self.outcome)
+
+
 async def agi_call(port, endpoint, destination):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"agi_network_script: outbound\nagi_arg_1: {endpoint}\nagi_arg_2: {destination}\n"
-                  f"agi_callerid: unknown\n\n").encode())
-    decision = ""
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        if b"RL_DECISION" in line and not decision:
-            decision = line.decode().split()[-1].strip('"')
-        if b"RL_CAUSE" in line:
-            decision = line.decode().split()[-1].strip('"')
-        writer.write(b"200 result=1\n" if line.startswith(b"HANGUP") else b"200 result=0\n")
-    writer.close()
-    return decision
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    header = (f"agi_network_script: outbound\nagi_arg_1: {endpoint}\nagi_arg_2: {destination}\n"
+              f"agi_callerid: unknown\n\n").encode()
+    await loop.create_connection(lambda: _AgiCall(header, done), "127.0.0.1", port)
+    return await done
+
+
+async def _load(port, work, concurrency):
+    queue, samples, causes = list(reversed(work)), [], {}
+
+    async def client():
+        while queue:
+            ep, dest = queue.pop()
+            t = time.perf_counter()
+            got = await agi_call(port, ep, dest)
+            samples.append(time.perf_counter() - t)
+            causes[got] = causes.get(got, 0) + 1
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return samples, causes, time.perf_counter() - t0
+
+
+def _load_process(port, work, concurrency, loop_kind, pipe):
+    if loop_kind == "uvloop":
+        import uvloop
+        uvloop.install()
+    c0 = time.process_time()
+    samples, causes, wall = asyncio.run(_load(port, work, concurrency))
+    pipe.send((samples, causes, wall, time.process_time() - c0))
+    pipe.close()
+
+
+def run_load(port, work, concurrency, loop_kind):
+    """The calls from a separate process (spawned: nothing of the server's state), as the switch
+    is; returns (latencies, outcomes, wall, client CPU seconds)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_load_process, args=(port, work, concurrency, loop_kind, theirs))
+    proc.start()
+    theirs.close()
+    result = ours.recv()
+    proc.join()
+    return result
+
+
+# ---- CPU accounting --------------------------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class CpuMeter:
+    """CPU seconds of this process (the server), of the decision's PostgreSQL backends and of the
+    Redis server (shared with whatever else uses it on the machine)."""
+
+    def __init__(self, control, redis_client):
+        self.pg_pids = [c.get_server_pid() for c in list(control.live._all)] if control.live is not None else []
+        self.redis = redis_client
+
+    async def read(self):
+        info = await self.redis.info("cpu")
+        return (time.process_time(), sum(_proc_cpu(p) for p in self.pg_pids),
+                float(info["used_cpu_user"]) + float(info["used_cpu_sys"]))
 
 
 def figures(name, samples, wall):
     ms = sorted(s * 1000 for s in samples)
     q = statistics.quantiles(ms, n=100, method="inclusive")
-    print(f"  {name:<40} {len(ms) / wall:8.0f} decisions/s  p50 {q[49]:6.2f} ms  p99 {q[98]:6.2f} ms")
+    print(f"  {name:<44} {len(ms) / wall:7.0f} decisions/s  p50 {q[49]:6.2f}  p90 {q[89]:6.2f}  "
+          f"p99 {q[98]:6.2f}  max {ms[-1]:6.2f} ms")
     return len(ms) / wall, q[98]
 
 
-async def run_agi(app, endpoints, calls, concurrency, reference=300):
+async def run_agi(app, endpoints, args):
+    from workers.agi.decide import CallControl
     from workers.agi.run import build as build_server
 
     prefix = f"bench-agi:{uuid.uuid4().hex[:8]}:inuse"
@@ -167,32 +253,26 @@ async def run_agi(app, endpoints, calls, concurrency, reference=300):
     port = server.sockets[0].getsockname()[1]
     control.warm_up(wait=True)   # indexes, and (fast path) account profiles and routing in bulk
     rng = random.Random(1)
-    work = [(endpoints[rng.randrange(len(endpoints))], f"44{rng.randrange(10 ** 9, 10 ** 10)}") for _ in range(calls)]
-    for ep, dest in work[:200]:                    # warm the per-account terms
-        await agi_call(port, ep, dest)
-    samples, allowed, causes = [], 0, {}
-    queue = list(work)
-
-    async def worker():
-        nonlocal allowed
-        while queue:
-            ep, dest = queue.pop()
-            t = time.perf_counter()
-            got = await agi_call(port, ep, dest)
-            allowed += got == "ALLOW"
-            causes[got] = causes.get(got, 0) + 1
-            samples.append(time.perf_counter() - t)
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - t0
+    work = [(endpoints[rng.randrange(len(endpoints))], f"44{rng.randrange(10 ** 9, 10 ** 10)}")
+            for _ in range(args.calls)]
+    single = work[:args.single_calls]
+    await asyncio.gather(*(agi_call(port, ep, dest) for ep, dest in work[:200]))   # warm up, and open connections
+    out = {}
+    meter = CpuMeter(control, client)
+    before = await meter.read()
+    samples, causes, wall, client_cpu = await asyncio.to_thread(run_load, port, work, args.concurrency, args.loop)
+    after = await meter.read()
+    n = len(samples)
+    out["tcp"] = (samples, wall, causes, [(b - a) / n for a, b in zip(before, after)] + [client_cpu / n])
+    samples1, _, wall1, _ = await asyncio.to_thread(run_load, port, single, 1, args.loop)
+    out["tcp1"] = (samples1, wall1)
     # The same decisions without the AGI protocol (CallControl.decide in this process): the
-    # fast path, then the reference path (cached=False: every row read per call, the code
-    # before the caches) on the first `reference` calls.
-    from workers.agi.decide import CallControl
-
-    direct = {}
-    for name, ctl, todo in (("fast", control, list(work)),
-                            ("reference", CallControl(app, control.counts, cached=False), list(work[:reference]))):
+    # fast path with 16 and 1 at a time, then the reference path (cached=False: every row read
+    # per call, the code before the caches) on the first `reference_calls` calls.
+    for name, ctl, todo, conc in (("fast", control, list(work), args.concurrency),
+                                  ("fast1", control, list(single), 1),
+                                  ("reference", CallControl(app, control.counts, cached=False),
+                                   list(work[:args.reference_calls]), args.concurrency)):
         times = []
 
         async def decider():
@@ -201,19 +281,19 @@ async def run_agi(app, endpoints, calls, concurrency, reference=300):
                 t = time.perf_counter()
                 await ctl.decide(ep, dest, time.time(), presented="unknown")
                 times.append(time.perf_counter() - t)
-        t1 = time.perf_counter()
-        await asyncio.gather(*(decider() for _ in range(concurrency)))
-        direct[name] = (times, time.perf_counter() - t1)
+        c0, t1 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(decider() for _ in range(conc)))
+        out[name] = (times, time.perf_counter() - t1, (time.process_time() - c0) / len(times))
         if ctl is not control:
             ctl.close()
+    out["misses"], out["reloads"] = dict(control.fast.misses), dict(control.fast.reloads)
     server.close()
     control.close()
     keys = [k async for k in client.scan_iter(match=f"{prefix.rsplit(':', 1)[0]}*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()
-    print(f"    outcomes: {causes}")
-    return samples, wall, allowed, direct
+    return out
 
 
 def main():
@@ -225,6 +305,9 @@ def main():
     parser.add_argument("--naive-calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--reference-calls", type=int, default=300)
+    parser.add_argument("--single-calls", type=int, default=1000, help="calls made one at a time (latency)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the server's (and clients') event loop; `flask agi serve` uses uvloop")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="use the schema an earlier --keep run left (implies --keep)")
     args = parser.parse_args()
@@ -243,12 +326,28 @@ def main():
           f"{args.prefixes:,} prefixes, {args.accounts} accounts, {args.carriers} carriers per route "
           f"(built in {time.perf_counter() - t:.1f} s)")
     try:
-        samples, wall, allowed, direct = asyncio.run(run_agi(app, endpoints, args.calls, args.concurrency,
-                                                             args.reference_calls))
+        runner = asyncio.run
+        if args.loop == "uvloop":
+            import uvloop
+            runner = uvloop.run
+        out = runner(run_agi(app, endpoints, args))
+        samples, wall, causes, cpu = out["tcp"]
+        print(f"  server event loop: {args.loop}; clients in a separate process; outcomes {causes}")
         rate, p99 = figures(f"FastAGI over TCP ({args.concurrency} clients)", samples, wall)
-        print(f"    {allowed}/{len(samples)} allowed")
-        fast_rate, fast_p99 = figures(f"decide() cached, no protocol ({args.concurrency})", *direct["fast"])
-        ref_rate, ref_p99 = figures(f"decide() reference path ({args.concurrency})", *direct["reference"])
+        server_cpu, pg_cpu, redis_cpu, client_cpu = (x * 1000 for x in cpu)
+        print(f"    CPU per decision: server process {server_cpu:.3f} ms, its PostgreSQL backends {pg_cpu:.3f} ms, "
+              f"Redis {redis_cpu:.3f} ms (whole server, shared), AGI clients {client_cpu:.3f} ms; "
+              f"total {server_cpu + pg_cpu + redis_cpu + client_cpu:.3f} ms")
+        print(f"    one process at 100 % of a core would decide at most {1000 / server_cpu:.0f}/s; the machine's "
+              f"{os.cpu_count()} cores, with PostgreSQL, Redis and the clients on them, at most "
+              f"{os.cpu_count() * 1000 / (server_cpu + pg_cpu + redis_cpu + client_cpu):.0f}/s")
+        figures("FastAGI over TCP (1 client, one call at a time)", *out["tcp1"])
+        fast_rate, fast_p99 = figures(f"decide() cached, no protocol ({args.concurrency})", *out["fast"][:2])
+        figures("decide() cached, no protocol (1)", *out["fast1"][:2])
+        print(f"    CPU per decide(): {out['fast'][2] * 1000:.3f} ms ({args.concurrency} at a time), "
+              f"{out['fast1'][2] * 1000:.3f} ms (one at a time); cache misses {out['misses'] or 'none'}, "
+              f"reloads {out['reloads']}")
+        ref_rate, ref_p99 = figures(f"decide() reference path ({args.concurrency})", *out["reference"][:2])
         print(f"  cached vs reference path: {fast_rate / ref_rate:.1f}x the decisions/s, "
               f"p99 {ref_p99 / fast_p99:.1f}x lower")
         with app.app_context():
@@ -260,7 +359,9 @@ def main():
                 naive.append(time.perf_counter() - t)
             base_rate, base_p99 = figures("naive SQL per call (no server, 1 client)", naive, time.perf_counter() - t0)
             db.session.remove()
-        print(f"  ratio: {rate / base_rate:.1f}x the decisions/s, p99 {base_p99 / p99:.1f}x lower")
+        print(f"  ratio: {rate / base_rate:.1f}x the decisions/s, p99 {base_p99 / p99:.1f}x lower; "
+              f"targets: >= 2,000 decisions/s ({'met' if rate >= 2000 else 'NOT met'}), "
+              f"p99 <= 20 ms ({'met' if p99 <= 20 else 'NOT met'}); load after {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
             with app.app_context():

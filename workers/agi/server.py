@@ -222,11 +222,11 @@ class SafeApplication(Application):
         raise NotImplementedError("SafeApplication serves through AgiSession (start())")
 
 
-async def start(app: SafeApplication, host: str, port: int, *, reuse_port: bool = False,
+async def start(app: SafeApplication, host: str, port: int, *,
                 sock: socket.socket | None = None) -> asyncio.base_events.Server:
-    """Serve `app` on host:port, or on an already bound listening `sock` (a worker process of
-    workers/agi/run.py's `serve`); `reuse_port`: SO_REUSEPORT, several processes on one port."""
+    """Serve `app` on host:port, or on an already listening `sock` (a worker process of
+    workers/agi/run.py `supervise`, sharing its parent's socket)."""
     loop = asyncio.get_running_loop()
     if sock is not None:
         return await loop.create_server(lambda: AgiSession(app), sock=sock)
-    return await loop.create_server(lambda: AgiSession(app), host, port, reuse_port=reuse_port or None)
+    return await loop.create_server(lambda: AgiSession(app), host, port)

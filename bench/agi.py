@@ -1,18 +1,26 @@
 """FastAGI call control: outbound decisions per second and latency, over TCP, on PostgreSQL + Redis.
 
     .venv/bin/python bench/agi.py [--prefixes 60000] [--accounts 1000] [--carriers 5] [--calls 4000]
+                                  [--loop uvloop|asyncio] [--processes 1 2] [--keep | --reuse]
 
-Builds its own schema (`bench_agi`, dropped at the end unless --keep): a reseller with a
-60,000-prefix sell sheet, 1,000 prepaid accounts with one extension each, 5 carriers each with
-its own 60,000-prefix buy sheet, and one least-cost route group sending `44` to all five. Then
-runs the real FastAGI server (workers.agi) in this process and `--concurrency` AGI clients over
-TCP, each call a full session (headers, every SET VARIABLE answered). Prints decisions/s and
-p50/p99, against a naive baseline in the same run: the same decision made with plain SQL per call
-(longest prefix by `LIKE` on the account's sheet and each carrier's sheet, no caches, no Redis).
-Then the same calls through `CallControl.decide` in this process without the AGI protocol: the
-cached fast path (workers/agi/cache.py), and the reference path (`cached=False`, every row read
-per call: the code before the caches) on `--reference-calls`, with their ratio.
-Asserts nothing.
+Builds its own schema (`bench_agi`, or RL_BENCH_SCHEMA; dropped at the end unless --keep, reused
+by --reuse): a reseller with a 60,000-prefix sell sheet, 1,000 prepaid accounts with one
+extension each, 5 carriers each with its own 60,000-prefix buy sheet, and one least-cost route
+group sending `44` to all five. Then runs the real FastAGI server (workers.agi) in this process
+and the switch's side in a separate process (spawned: `--concurrency` AGI clients over TCP, each
+call a full session: headers, every command answered). Prints, against a naive baseline in the
+same run (the same decision made with plain SQL per call: longest prefix by `LIKE` on the
+account's sheet and each carrier's sheet, no caches, no Redis):
+- decisions/s and p50/p90/p99 with 16 clients, and one call at a time (the latency alone);
+- the CPU per decision of this server process, of its PostgreSQL backends, of Redis (the whole
+  server: shared with anything else on the machine) and of the clients, and what one core and
+  the machine's cores could decide at those costs;
+- the same calls through `CallControl.decide` in this process without the AGI protocol: the
+  fast path (workers/agi/cache.py) 16 and 1 at a time, and the reference path (`cached=False`,
+  every row read per call: the code before the caches) on `--reference-calls`;
+- with --processes, the same load against `flask agi serve` itself with that many worker
+  processes (AGI_PROCESSES).
+Asserts nothing. On a shared machine, compare figures of one run (ratios), and read the load.
 """
 import argparse
 import asyncio
@@ -184,24 +192,26 @@ async def _load(port, work, concurrency):
     return samples, causes, time.perf_counter() - t0
 
 
-def _load_process(port, work, concurrency, loop_kind, pipe):
-    if loop_kind == "uvloop":
+def _load_process(port, work, concurrency, pipe):
+    try:                          # the switch's stand-in: as lean as it gets, whatever the server runs on
         import uvloop
         uvloop.install()
+    except ImportError:
+        pass
     c0 = time.process_time()
     samples, causes, wall = asyncio.run(_load(port, work, concurrency))
     pipe.send((samples, causes, wall, time.process_time() - c0))
     pipe.close()
 
 
-def run_load(port, work, concurrency, loop_kind):
+def run_load(port, work, concurrency):
     """The calls from a separate process (spawned: nothing of the server's state), as the switch
     is; returns (latencies, outcomes, wall, client CPU seconds)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_load_process, args=(port, work, concurrency, loop_kind, theirs))
+    proc = ctx.Process(target=_load_process, args=(port, work, concurrency, theirs))
     proc.start()
     theirs.close()
     result = ours.recv()
@@ -222,12 +232,42 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
 
 
-class CpuMeter:
-    """CPU seconds of this process (the server), of the decision's PostgreSQL backends and of the
-    Redis server (shared with whatever else uses it on the machine)."""
+def our_pg_backends(port: int = 5432) -> list[int]:
+    """PostgreSQL backend pids of this process's open connections (whatever driver made them):
+    our sockets to `port` (/proc), matched to pg_stat_activity.client_port."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if int(f[2].rsplit(":", 1)[1], 16) == port and f[9] in inodes:
+                ports.append(int(f[1].rsplit(":", 1)[1], 16))
+    if not ports:
+        return []
+    import psycopg
 
-    def __init__(self, control, redis_client):
-        self.pg_pids = [c.get_server_pid() for c in list(control.live._all)] if control.live is not None else []
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) "
+                                           "AND pid <> pg_backend_pid()", (ports,))]
+
+
+class CpuMeter:
+    """CPU seconds of this process (the server), of its PostgreSQL backends (the connections it
+    has open now) and of the Redis server (shared with whatever else uses it on the machine)."""
+
+    def __init__(self, redis_client):
+        self.pg_pids = our_pg_backends()
         self.redis = redis_client
 
     async def read(self):
@@ -258,13 +298,13 @@ async def run_agi(app, endpoints, args):
     single = work[:args.single_calls]
     await asyncio.gather(*(agi_call(port, ep, dest) for ep, dest in work[:200]))   # warm up, and open connections
     out = {}
-    meter = CpuMeter(control, client)
+    meter = CpuMeter(client)
     before = await meter.read()
-    samples, causes, wall, client_cpu = await asyncio.to_thread(run_load, port, work, args.concurrency, args.loop)
+    samples, causes, wall, client_cpu = await asyncio.to_thread(run_load, port, work, args.concurrency)
     after = await meter.read()
     n = len(samples)
     out["tcp"] = (samples, wall, causes, [(b - a) / n for a, b in zip(before, after)] + [client_cpu / n])
-    samples1, _, wall1, _ = await asyncio.to_thread(run_load, port, single, 1, args.loop)
+    samples1, _, wall1, _ = await asyncio.to_thread(run_load, port, single, 1)
     out["tcp1"] = (samples1, wall1)
     # The same decisions without the AGI protocol (CallControl.decide in this process): the
     # fast path with 16 and 1 at a time, then the reference path (cached=False: every row read
@@ -286,7 +326,7 @@ async def run_agi(app, endpoints, args):
         out[name] = (times, time.perf_counter() - t1, (time.process_time() - c0) / len(times))
         if ctl is not control:
             ctl.close()
-    out["misses"], out["reloads"] = dict(control.fast.misses), dict(control.fast.reloads)
+    out["misses"], out["reloads"] = dict(getattr(control.fast, "misses", {})), dict(control.fast.reloads)
     server.close()
     control.close()
     keys = [k async for k in client.scan_iter(match=f"{prefix.rsplit(':', 1)[0]}*")]
@@ -294,6 +334,65 @@ async def run_agi(app, endpoints, args):
         await client.delete(*keys)
     await client.aclose()
     return out
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def run_served(args, endpoints, processes):
+    """The same load against `flask agi serve` itself with AGI_PROCESSES=`processes`, in its own
+    process tree; returns (latencies, outcomes, wall, server CPU seconds, client CPU seconds)."""
+    import signal
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DATABASE_URL=BenchConfig.SQLALCHEMY_DATABASE_URI, REDIS_URL=REDIS_URL, AGI_HOST="127.0.0.1",
+               AGI_PORT=str(port), AGI_PROCESSES=str(processes), AGI_UVLOOP="1" if args.loop == "uvloop" else "0",
+               PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "agi", "serve"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rng = random.Random(1)
+        work = [(endpoints[rng.randrange(len(endpoints))], f"44{rng.randrange(10 ** 9, 10 ** 10)}")
+                for _ in range(args.calls)]
+
+        async def warm():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    await agi_call(port, *work[0])
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(5)            # every worker's bulk warm-up (profiles, indexes)
+            for i in range(0, 400, 16):
+                await asyncio.gather(*(agi_call(port, ep, d) for ep, d in work[i:i + 16]))
+        asyncio.run(warm())
+        pids = [proc.pid] + _children(proc.pid)
+        before = sum(_proc_cpu(p) for p in pids)
+        samples, causes, wall, client_cpu = run_load(port, work, args.concurrency)
+        return samples, causes, wall, sum(_proc_cpu(p) for p in pids) - before, client_cpu
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main():
@@ -305,6 +404,8 @@ def main():
     parser.add_argument("--naive-calls", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--reference-calls", type=int, default=300)
+    parser.add_argument("--processes", type=int, nargs="*", default=[],
+                        help="also run the load against `flask agi serve` with these AGI_PROCESSES counts")
     parser.add_argument("--single-calls", type=int, default=1000, help="calls made one at a time (latency)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the server's (and clients') event loop; `flask agi serve` uses uvloop")
@@ -359,6 +460,11 @@ def main():
                 naive.append(time.perf_counter() - t)
             base_rate, base_p99 = figures("naive SQL per call (no server, 1 client)", naive, time.perf_counter() - t0)
             db.session.remove()
+        for n in args.processes:
+            samples, causes, wall, server_cpu, client_cpu = run_served(args, endpoints, n)
+            figures(f"flask agi serve, {n} process{'es' if n > 1 else ''} ({args.concurrency} clients)", samples, wall)
+            print(f"    outcomes {causes}; CPU per decision: server processes {server_cpu / len(samples) * 1000:.3f} ms, "
+                  f"AGI clients {client_cpu / len(samples) * 1000:.3f} ms")
         print(f"  ratio: {rate / base_rate:.1f}x the decisions/s, p99 {base_p99 / p99:.1f}x lower; "
               f"targets: >= 2,000 decisions/s ({'met' if rate >= 2000 else 'NOT met'}), "
               f"p99 <= 20 ms ({'met' if p99 <= 20 else 'NOT met'}); load after {os.getloadavg()[0]:.1f}")

@@ -87,6 +87,7 @@ class CallControl:
             with app.app_context():
                 self.live = LiveReader(asyncpg_dsn(db.engine.url), size=app.config.get("AGI_DB_CONNECTIONS", 4))
                 self._statements = tuple(Statement(s) for s in live_statements())
+                self._period = (None, None)          # (UTC day, its bundle period start)
 
     def warm_up(self, *, wait: bool = False) -> None:
         """The rate sheets' prefix indexes, then (fast path) every active account's profile and
@@ -234,7 +235,9 @@ class CallControl:
 
         today = datetime.now(timezone.utc).date()
         by_endpoint, by_number = self._statements
-        params = {"period": bundle_period_start(today)}
+        if self._period[0] != today:
+            self._period = (today, bundle_period_start(today))
+        params = {"period": self._period[1]}
         if account is None:
             params["endpoint"] = endpoint
             row = await self.live.fetchrow(by_endpoint, params)

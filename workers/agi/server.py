@@ -39,7 +39,7 @@ def parse_result(text: str) -> dict:
     (tests/agi/test_agi_server.py compares them)."""
     if text.startswith("200 result="):
         value = text[11:]
-        if value and value != "-1" and not any(ch.isspace() for ch in value):
+        if value.isdigit() or (value and value != "-1" and not any(ch.isspace() for ch in value)):
             return {"status_code": 200, "result": (value, ""), "msg": ""}
     return parse_agi_result(text)
 

@@ -284,6 +284,39 @@ def figures(name, samples, wall):
     return len(ms) / wall, q[98]
 
 
+async def protocol_alone(work, concurrency):
+    """The AGI protocol without a decision: a route answering every call as an allowed one with
+    five carriers (the commands a real decision sends here), same server code, same clients.
+    Returns (server CPU per session, client CPU per session, commands per session)."""
+    from workers.agi.decide import Decision
+    from workers.agi.routes import answer
+    from workers.agi.server import SafeApplication, start
+
+    class Leg:
+        def __init__(self, n):
+            self.dial, self.carrier_id = f"PJSIP/4412345678@carrier-{n}", n
+    canned = Decision(True, "", "100001", "4412345678", 1234, legs=tuple(Leg(n) for n in range(5)))
+    sent = []
+
+    async def route(request):
+        send = request.send_command
+
+        async def counted(command):
+            sent.append(command)
+            return await send(command)
+        request.send_command = counted
+        await answer(request, canned)
+    app = SafeApplication()
+    app.add_route("outbound", route)
+    server = await start(app, "127.0.0.1", 0)
+    c0 = time.process_time()
+    samples, _, _, client_cpu = await asyncio.to_thread(run_load, server.sockets[0].getsockname()[1], work,
+                                                        concurrency)
+    cpu = time.process_time() - c0
+    server.close()
+    return cpu / len(samples), client_cpu / len(samples), len(sent) / len(samples)
+
+
 async def run_agi(app, endpoints, args):
     from workers.agi.decide import CallControl
     from workers.agi.run import build as build_server
@@ -306,6 +339,7 @@ async def run_agi(app, endpoints, args):
     out["tcp"] = (samples, wall, causes, [(b - a) / n for a, b in zip(before, after)] + [client_cpu / n])
     samples1, _, wall1, _ = await asyncio.to_thread(run_load, port, single, 1)
     out["tcp1"] = (samples1, wall1)
+    out["protocol"] = await protocol_alone(work, args.concurrency)
     # The same decisions without the AGI protocol (CallControl.decide in this process): the
     # fast path with 16 and 1 at a time, then the reference path (cached=False: every row read
     # per call, the code before the caches) on the first `reference_calls` calls.
@@ -443,6 +477,9 @@ def main():
               f"{os.cpu_count()} cores, with PostgreSQL, Redis and the clients on them, at most "
               f"{os.cpu_count() * 1000 / (server_cpu + pg_cpu + redis_cpu + client_cpu):.0f}/s")
         figures("FastAGI over TCP (1 client, one call at a time)", *out["tcp1"])
+        proto_server, proto_client, commands = out["protocol"]
+        print(f"    the AGI protocol alone (a canned answer, {commands:.0f} commands per call, each one round trip): "
+              f"server {proto_server * 1000:.3f} ms, clients {proto_client * 1000:.3f} ms of CPU per call")
         fast_rate, fast_p99 = figures(f"decide() cached, no protocol ({args.concurrency})", *out["fast"][:2])
         figures("decide() cached, no protocol (1)", *out["fast1"][:2])
         print(f"    CPU per decide(): {out['fast'][2] * 1000:.3f} ms ({args.concurrency} at a time), "

@@ -26,6 +26,9 @@ class Config:
     # The FastAGI call-control process (`flask agi serve`, docs/asterisk.md).
     AGI_HOST = os.environ.get("AGI_HOST", "0.0.0.0")
     AGI_PORT = int(os.environ.get("AGI_PORT", 4573))
+    # Worker processes sharing the port (each one uses one core; docs/routing.md), and the loop.
+    AGI_PROCESSES = int(os.environ.get("AGI_PROCESSES", 1))
+    AGI_UVLOOP = _bool("AGI_UVLOOP", True)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

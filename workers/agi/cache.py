@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_DOWN, Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, literal_column, null, select
 
@@ -82,6 +83,60 @@ return {total, attempts}
 """
 
 
+class LiveAccount(NamedTuple):
+    """The account's columns a decision reads fresh, the statement's first columns (the fields
+    of `Account` that expiry_of, the checks and the profile loaders use)."""
+    id: int
+    tenant_id: int
+    account_number: str
+    status: str
+    play_insufficient_credit: bool
+    country: str | None
+    currency: str
+    available_credit: Decimal          # Account.available_credit, its SQL form
+    max_channels: int | None
+    cps_limit: int | None
+    expiry_mode: str | None
+    expiry_date: date | None
+    expiry_days: int | None
+    first_used_at: datetime | None
+    created_at: datetime | None
+    timezone: str | None
+
+
+_LIVE = len(LiveAccount._fields)
+
+
+def live_statements():
+    """The per-decision statement by endpoint and by account number (bind parameters `period`
+    and `endpoint` or `number`): LiveAccount's columns, then the extension id, the reseller's
+    call-charge places, this period's bundle usage (JSON) and the two fingerprints."""
+    from sqlalchemy import bindparam
+
+    from app.accounts.models import Account
+    from app.billing.models import BundleUsage
+    from app.routing.snapshot import FINGERPRINT
+    from provisioning.models import Extension
+    from tenants.models import Tenant
+
+    columns = [getattr(Account, name) for name in LiveAccount._fields]
+    places = select(Tenant.call_charge_places).where(Tenant.id == Account.tenant_id).scalar_subquery()
+    bundle = (select(func.json_object_agg(BundleUsage.country, BundleUsage.seconds_used))
+              .where(BundleUsage.account_id == Account.id,
+                     BundleUsage.period_start == bindparam("period")).scalar_subquery())
+    extra = (places, bundle, ACCOUNT_FINGERPRINT, literal_column(f"({FINGERPRINT.text})"))
+    by_number = select(*columns, null(), *extra).where(Account.account_number == bindparam("number"))
+    by_endpoint = (select(*columns, Extension.id, *extra).join(Extension, Extension.account_id == Account.id)
+                   .where(Extension.sip_username == bindparam("endpoint"), Extension.active.is_(True)))
+    return by_endpoint, by_number
+
+
+class Miss(Exception):
+    """The cached parts cannot finish this decision without the database (a profile or the
+    routing snapshot to reload, a sheet index never built, an unrated destination to look up
+    among the reseller's extensions): decide it again in a policy thread."""
+
+
 @dataclass(frozen=True, slots=True)
 class Translation:
     """app.routing.models.TranslationRule's fields, detached from any session."""
@@ -125,6 +180,7 @@ class Prepared:
     places: int
     legs: list | None                 # None: routing not configured (or an internal call)
     caller_id: str
+    first: int | None = None          # max_call_seconds on the whole credit and bundle (the first-block check)
 
 
 class FastPath:
@@ -135,6 +191,7 @@ class FastPath:
         self._routing: tuple[str, object, dict] | None = None   # (fingerprint, snapshot, buy sheet versions)
         self._lock = threading.Lock()
         self.reloads = {"profile": 0, "routing": 0}   # for tests and logs
+        self.misses: dict[str, int] = {}               # decisions the loop handed to a thread, by cause
         self.notices = 0
         self._stopped = threading.Event()
         self._statements = None
@@ -178,10 +235,11 @@ class FastPath:
 
     # ---- the statement ---------------------------------------------------------------------------
     def _live_row(self, endpoint: str, account_number: str | None, today: date):
+        """The statement through the app's session (a policy thread)."""
         from app.extensions import db
 
         if self._statements is None:
-            self._statements = self._build_statements()
+            self._statements = live_statements()
         by_endpoint, by_number = self._statements
         params = {"period": bundle_period_start(today)}
         if account_number is not None:
@@ -190,34 +248,15 @@ class FastPath:
         params["endpoint"] = endpoint
         return db.session.execute(by_endpoint, params).first()
 
-    @staticmethod
-    def _build_statements():
-        """The statement by endpoint and by account number, built once (bind parameters)."""
-        from sqlalchemy import bindparam
-
-        from app.accounts.models import Account
-        from app.billing.models import BundleUsage
-        from app.routing.snapshot import FINGERPRINT
-        from provisioning.models import Extension
-        from tenants.models import Tenant
-
-        places = select(Tenant.call_charge_places).where(Tenant.id == Account.tenant_id).scalar_subquery()
-        bundle = (select(func.json_object_agg(BundleUsage.country, BundleUsage.seconds_used))
-                  .where(BundleUsage.account_id == Account.id,
-                         BundleUsage.period_start == bindparam("period")).scalar_subquery())
-        extra = (places, bundle, ACCOUNT_FINGERPRINT, literal_column(f"({FINGERPRINT.text})"))
-        by_number = select(Account, null(), *extra).where(Account.account_number == bindparam("number"))
-        by_endpoint = (select(Account, Extension.id, *extra).join(Extension, Extension.account_id == Account.id)
-                       .where(Extension.sip_username == bindparam("endpoint"), Extension.active.is_(True)))
-        return by_endpoint, by_number
-
     # ---- cached parts --------------------------------------------------------------------------
-    def _profile(self, account, fingerprint: str, today: date) -> Profile:
+    def _profile(self, account, fingerprint: str, today: date, cached_only: bool = False) -> Profile:
         found = self._profiles.get(account.account_number)
         if (found is not None and found.fingerprint == fingerprint and found.day == today
                 and found.terms.currency == account.currency and time.monotonic() - found.loaded <= self.ttl):
             self._follow_index(found)
             return found
+        if cached_only:
+            raise Miss("profile")
         profile = self._load_profile(account, fingerprint, today)
         self._profiles[account.account_number] = profile
         self.reloads["profile"] += 1
@@ -339,7 +378,7 @@ class FastPath:
             profile.terms.index = latest[1]
             profile.terms.tariffs.clear()
 
-    def _routing_snapshot(self, fingerprint: str):
+    def _routing_snapshot(self, fingerprint: str, cached_only: bool = False):
         from app.extensions import db
         from app.rating.models import RateSheet
         from app.routing.snapshot import RoutingSnapshot
@@ -347,6 +386,8 @@ class FastPath:
         current = self._routing
         if current is not None and current[0] == fingerprint:
             return current[1], current[2]
+        if cached_only:
+            raise Miss("routing")
         snapshot = RoutingSnapshot.load()
         sheets = snapshot.buy_sheets()
         versions = dict(db.session.execute(select(RateSheet.id, RateSheet.version).where(RateSheet.id.in_(sheets))
@@ -358,87 +399,104 @@ class FastPath:
     # ---- the decision up to the Redis checks ----------------------------------------------------------
     def prepare(self, endpoint: str, destination: str, account_number: str | None, now: float,
                 presented: str):
-        from app.money import call_charge_places
-        from app.rating.duration import max_call_seconds
-        from app.routing.rules import pick_caller_id, rule_refusal
-        from app.routing.translation import translate
+        """The whole decision up to the Redis checks in a policy thread (app context): the
+        statement through the session, then `decide_row`, reloading whatever is stale."""
         from tenants.scope import unscoped
-
-        from .decide import Decision, LocalLeg
 
         today = datetime.now(timezone.utc).date()
         with unscoped():
             row = self._live_row(endpoint, account_number, today)
-            if row is None:
-                log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
-                return Decision(False, UNKNOWN_ACCOUNT)
-            account, extension_id, places_setting, bundle_used, account_fp, routing_fp = row
-            profile = self._profile(account, account_fp, today)
-            number, play = account.account_number, bool(account.play_insufficient_credit)
-            # _identify: a sibling extension, the translation, the allow/deny rules
-            sibling = profile.siblings.get(destination) if destination else None
-            if sibling is not None:
-                return Decision(True, "", number, destination, 0, legs=(LocalLeg(sibling),))
-            destination = translate(profile.translation, destination, account.country or "")
-            refusal = rule_refusal(profile.rules, destination) if destination else None
-            if refusal:
-                log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
-                return Decision(False, refusal, number, destination)
-            if not destination:
-                return Decision(False, "no_destination", number)
-            # DatabasePolicy._admit_db: status, expiry, then rate, country and credit
-            if account.status != "active":
-                cause = _STATUS_CAUSES.get(account.status, "account_disabled")
-                log.info("account %s refused (%s): the account is %s", number, cause, account.status)
-                return Decision(False, cause, number, destination, play_no_credit=play and cause == NO_CREDIT)
-            expires = expiry_of(account, utc_naive(now))
-            if expires is not None and utc_naive(now) >= expires:
-                log.info("account %s refused (%s): expired %s UTC (%s)", number, ACCOUNT_EXPIRED,
-                         expires.isoformat(timespec="seconds"), account.expiry_mode)
-                return Decision(False, ACCOUNT_EXPIRED, number, destination)
-            terms = profile.terms
-            tariff = terms.tariff(destination)
-            if tariff is None and self.policy._is_internal(terms, destination):
-                terms.tariffs[destination] = tariff = INTERNAL
-            places = call_charge_places(places_setting, account.currency)
-            credit = account.available_credit
-            late, bundle = None, 0
-            if tariff is None:
-                why = "the account has no rate sheet" if terms.index is None else "no rate on the account's rate sheet"
-                log.info("account %s refused (%s): %s for %s", number, NO_RATE, why, destination)
-                late = Admission(False, NO_RATE)
-            elif tariff is not INTERNAL:
-                minutes = terms.countries.get(tariff.country)
-                if tariff.country not in terms.countries:
-                    log.info("account %s refused (%s): %s (prefix %s) is not opened by its plan", number,
-                             COUNTRY_CLOSED, tariff.country or "a non-geographic destination", tariff.prefix)
-                    late = Admission(False, COUNTRY_CLOSED)
-                else:
-                    if minutes:
-                        bundle = max(60 * minutes - int((bundle_used or {}).get(tariff.country, 0)), 0)
-                    if max_call_seconds(credit, tariff, account.currency, bundle_seconds=bundle,
-                                        short_call=terms.short_call, places=places) == 0:
-                        log.info("account %s refused (%s): credit %s %s does not buy the first block to %s "
-                                 "(%s/min, %d s, bundle %d s left)", number, NO_CREDIT, credit, account.currency,
-                                 destination, tariff.rate_per_minute, tariff.first_block, bundle)
-                        late = Admission(False, NO_CREDIT)
-            # _limit_and_route: caller ID and legs (the seconds wait for the live count)
-            caller_id = pick_caller_id(presented, profile.dids, profile.approved, extension_id,
-                                       lambda: profile.extension_numbers[extension_id])
-            legs = None
-            if late is None and tariff is not None and tariff is not INTERNAL:
-                snapshot, versions = self._routing_snapshot(routing_fp)
-                if snapshot.configured:
-                    group = snapshot.group_for(profile.customer_routes, extension_id)
-                    legs = [] if group is None else snapshot.legs_for(
-                        group, destination, lambda sheet_id, d: self._buy_rate(versions, sheet_id, d, today))
-        return Prepared(number, play, destination, account.max_channels or 0, account.cps_limit or 0, late,
-                        credit, tariff, bundle, terms.short_call, account.currency, places, legs, caller_id)
+            return self.decide_row(row, endpoint, destination, now, presented, today)
 
-    def _buy_rate(self, versions: dict, sheet_id: int, destination: str, today: date):
+    def decide_row(self, row, endpoint: str, destination: str, now: float, presented: str, today: date,
+                   *, cached_only: bool = False):
+        """The decision up to the Redis checks on the statement's row (None: no such account).
+        `cached_only` (on the event loop): never touch the database, raise `Miss` instead."""
+        from app.money import call_charge_places
+        from app.rating.duration import max_call_seconds
+        from app.routing.rules import pick_caller_id, rule_refusal
+        from app.routing.translation import translate
+
+        from .decide import Decision, LocalLeg
+
+        if row is None:
+            log.info("call from unknown endpoint %r refused (%s)", endpoint, UNKNOWN_ACCOUNT)
+            return Decision(False, UNKNOWN_ACCOUNT)
+        account = LiveAccount._make(row[:_LIVE])
+        extension_id, places_setting, bundle_used, account_fp, routing_fp = row[_LIVE:]
+        profile = self._profile(account, account_fp, today, cached_only)
+        number, play = account.account_number, bool(account.play_insufficient_credit)
+        # _identify: a sibling extension, the translation, the allow/deny rules
+        sibling = profile.siblings.get(destination) if destination else None
+        if sibling is not None:
+            return Decision(True, "", number, destination, 0, legs=(LocalLeg(sibling),))
+        destination = translate(profile.translation, destination, account.country or "")
+        refusal = rule_refusal(profile.rules, destination) if destination else None
+        if refusal:
+            log.info("account %s refused (%s): %s matches its number rules", number, refusal, destination)
+            return Decision(False, refusal, number, destination)
+        if not destination:
+            return Decision(False, "no_destination", number)
+        # DatabasePolicy._admit_db: status, expiry, then rate, country and credit
+        if account.status != "active":
+            cause = _STATUS_CAUSES.get(account.status, "account_disabled")
+            log.info("account %s refused (%s): the account is %s", number, cause, account.status)
+            return Decision(False, cause, number, destination, play_no_credit=play and cause == NO_CREDIT)
+        expires = expiry_of(account, utc_naive(now))
+        if expires is not None and utc_naive(now) >= expires:
+            log.info("account %s refused (%s): expired %s UTC (%s)", number, ACCOUNT_EXPIRED,
+                     expires.isoformat(timespec="seconds"), account.expiry_mode)
+            return Decision(False, ACCOUNT_EXPIRED, number, destination)
+        terms = profile.terms
+        tariff = terms.tariff(destination)
+        if tariff is None:
+            if cached_only:
+                raise Miss("internal")
+            if self.policy._is_internal(terms, destination):
+                terms.tariffs[destination] = tariff = INTERNAL
+        places = call_charge_places(places_setting, account.currency)
+        credit = account.available_credit
+        late, bundle, first = None, 0, None
+        if tariff is None:
+            why = "the account has no rate sheet" if terms.index is None else "no rate on the account's rate sheet"
+            log.info("account %s refused (%s): %s for %s", number, NO_RATE, why, destination)
+            late = Admission(False, NO_RATE)
+        elif tariff is not INTERNAL:
+            minutes = terms.countries.get(tariff.country)
+            if tariff.country not in terms.countries:
+                log.info("account %s refused (%s): %s (prefix %s) is not opened by its plan", number,
+                         COUNTRY_CLOSED, tariff.country or "a non-geographic destination", tariff.prefix)
+                late = Admission(False, COUNTRY_CLOSED)
+            else:
+                if minutes:
+                    bundle = max(60 * minutes - int((bundle_used or {}).get(tariff.country, 0)), 0)
+                first = max_call_seconds(credit, tariff, account.currency, bundle_seconds=bundle,
+                                         short_call=terms.short_call, places=places)
+                if first == 0:
+                    log.info("account %s refused (%s): credit %s %s does not buy the first block to %s "
+                             "(%s/min, %d s, bundle %d s left)", number, NO_CREDIT, credit, account.currency,
+                             destination, tariff.rate_per_minute, tariff.first_block, bundle)
+                    late = Admission(False, NO_CREDIT)
+        # _limit_and_route: caller ID and legs (the seconds wait for the live count)
+        caller_id = pick_caller_id(presented, profile.dids, profile.approved, extension_id,
+                                   lambda: profile.extension_numbers[extension_id])
+        legs = None
+        if late is None and tariff is not None and tariff is not INTERNAL:
+            snapshot, versions = self._routing_snapshot(routing_fp, cached_only)
+            if snapshot.configured:
+                group = snapshot.group_for(profile.customer_routes, extension_id)
+                legs = [] if group is None else snapshot.legs_for(
+                    group, destination,
+                    lambda sheet_id, d: self._buy_rate(versions, sheet_id, d, today, cached_only))
+        return Prepared(number, play, destination, account.max_channels or 0, account.cps_limit or 0, late,
+                        credit, tariff, bundle, terms.short_call, account.currency, places, legs, caller_id, first)
+
+    def _buy_rate(self, versions: dict, sheet_id: int, destination: str, today: date, cached_only: bool = False):
         version = versions.get(sheet_id)
         if version is None:
             return None
+        if cached_only and sheet_id not in self.policy._indexes:
+            raise Miss("index")        # never built: _index_of would build it on the spot
         index = self.policy._index_of(sheet_id, (version, today))
         tariff = index.lookup(destination) if index is not None else None
         return None if tariff is None else tariff.rate_per_minute
@@ -452,21 +510,35 @@ class FastPath:
         if p.tariff is None or p.tariff is INTERNAL:
             return None
         share = (p.credit / live).quantize(Decimal("0.000001"), ROUND_DOWN)
+        if live == 1 and p.first is not None and share == p.credit:
+            return p.first          # the same arguments as the first-block check: its answer
         return max_call_seconds(share, p.tariff, p.currency, bundle_seconds=p.bundle // live,
                                 short_call=p.short_call, places=p.places)
 
 
 class LiveCounts:
-    """The in-use count (and CPS attempt) of an account in one Redis round trip."""
+    """The in-use count (and CPS attempt) of an account in one Redis round trip: on the lean
+    RESP client of workers/agi/resp.py when the counts' client is a plain TCP or Unix-socket
+    one, else on redis-py's script object."""
 
     def __init__(self, counts):
+        from .resp import script_runner
+
         self.counts = counts
-        self._script = counts.redis.register_script(_COUNTS_SCRIPT)
+        self.runner = script_runner(counts.redis, _COUNTS_SCRIPT)
+        self._script = counts.redis.register_script(_COUNTS_SCRIPT) if self.runner is None else None
         self._ids = 0
 
     async def read(self, account: str, now: float, *, cps: bool, window: float = 1.0) -> tuple[int, int]:
         self._ids += 1
-        total, attempts = await self._script(args=[
-            self.counts.prefix, account, "1" if cps else "0", repr(now), f"{now:.6f}/{os.getpid()}/agi{self._ids}",
-            repr(window)])
+        args = [self.counts.prefix, account, "1" if cps else "0", repr(now), f"{now:.6f}/{os.getpid()}/agi{self._ids}",
+                repr(window)]
+        if self.runner is not None:
+            total, attempts = await self.runner(*args)
+        else:
+            total, attempts = await self._script(args=args)
         return int(total), int(attempts)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()

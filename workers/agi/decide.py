@@ -14,7 +14,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import null, select
 
-from workers.ami.db_policy import INTERNAL, DatabasePolicy
+from workers.ami.db_policy import INTERNAL, DatabasePolicy, bundle_period_start
 from workers.ami.policy import CHANNEL_LIMIT, CPS_LIMIT, NO_CREDIT, POLICY_ERROR, UNKNOWN_ACCOUNT
 from workers.ami.watcher import HANGUP_CAUSES, REFUSED_CAUSE
 
@@ -61,7 +61,7 @@ class CallControl:
     it, the reference path below (every row read again per call); both decide the same."""
 
     def __init__(self, app, counts, *, policy: DatabasePolicy | None = None, threads: int = 8,
-                 cached: bool = True):
+                 cached: bool = True, live_db: bool = True):
         from .cache import FastPath, LiveCounts
 
         self.counts = counts
@@ -75,6 +75,19 @@ class CallControl:
                 cached = db.engine.dialect.name == "postgresql"
         self.fast = FastPath(self.policy) if cached else None
         self.live_counts = LiveCounts(counts) if cached and counts is not None else None
+        # The fast path's statement on the event loop (asyncpg), unless `live_db=False`: then
+        # in a policy thread through the session, as the reference path reads.
+        self.live = None
+        if cached and live_db:
+            from app.extensions import db
+
+            from .cache import live_statements
+            from .live_db import LiveReader, Statement, asyncpg_dsn
+
+            with app.app_context():
+                self.live = LiveReader(asyncpg_dsn(db.engine.url), size=app.config.get("AGI_DB_CONNECTIONS", 4))
+                self._statements = tuple(Statement(s) for s in live_statements())
+                self._period = (None, None)          # (UTC day, its bundle period start)
 
     def warm_up(self, *, wait: bool = False) -> None:
         """The rate sheets' prefix indexes, then (fast path) every active account's profile and
@@ -89,6 +102,10 @@ class CallControl:
     def close(self) -> None:
         if self.fast is not None:
             self.fast.close()       # ends the notice listener at its next poll
+        if self.live is not None:
+            self.live.close()
+        if self.live_counts is not None:
+            self.live_counts.close()
         self.policy.close()
 
     async def pin_account(self, pin: str) -> str | None:
@@ -164,10 +181,16 @@ class CallControl:
 
     async def _decide_cached(self, endpoint: str, destination: str, now: float, account: str | None,
                              presented: str) -> Decision:
-        """decide() on the fast path: identify + admit's database checks + route (one thread hop,
-        one statement), then CPS and channels (one Redis round trip), then the seconds."""
+        """decide() on the fast path: one statement (asyncpg, on the loop), identify + admit's
+        database checks + route on the cached parts, then CPS and channels (one Redis round trip),
+        then the seconds. What the caches cannot answer (a profile or the routing to reload, an
+        unrated destination) is decided again in a policy thread, reloading it."""
         try:
-            prepared = await self.policy._run(self.fast.prepare, endpoint, destination, account, now, presented)
+            prepared = None
+            if self.live is not None:
+                prepared = await self._prepare_on_loop(endpoint, destination, account, now, presented)
+            if prepared is None:
+                prepared = await self.policy._run(self.fast.prepare, endpoint, destination, account, now, presented)
         except Exception:
             log.exception("call from %s to %s: decision failed", endpoint, destination)
             return Decision(False, POLICY_ERROR)
@@ -202,6 +225,30 @@ class CallControl:
             return Decision(False, "no_route", p.number, p.destination)
         return Decision(True, "", p.number, p.destination, seconds or 0, legs=tuple(p.legs or ()),
                         caller_id=p.caller_id)
+
+    async def _prepare_on_loop(self, endpoint: str, destination: str, account: str | None, now: float,
+                               presented: str):
+        """FastPath.decide_row on a row read here; None when the caches miss."""
+        from datetime import datetime, timezone
+
+        from .cache import Miss
+
+        today = datetime.now(timezone.utc).date()
+        by_endpoint, by_number = self._statements
+        if self._period[0] != today:
+            self._period = (today, bundle_period_start(today))
+        params = {"period": self._period[1]}
+        if account is None:
+            params["endpoint"] = endpoint
+            row = await self.live.fetchrow(by_endpoint, params)
+        else:
+            params["number"] = account
+            row = await self.live.fetchrow(by_number, params)
+        try:
+            return self.fast.decide_row(row, endpoint, destination, now, presented, today, cached_only=True)
+        except Miss as miss:
+            self.fast.misses[str(miss)] = self.fast.misses.get(str(miss), 0) + 1
+            return None
 
     # ---- database work (in the policy's threads) -----------------------------------------
     def _identify(self, endpoint: str, destination: str, account_number: str | None = None):

@@ -5,13 +5,15 @@
 writes nothing and gets the first entry back. Invariant, for every account:
     account.balance == sum(ledger_entries.amount)
 """
+import functools
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import NamedTuple
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, func, select, text, update
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,8 +65,17 @@ class Posted:
     created: bool  # False: the key was already used; nothing changed
 
 
+class AccountFacts(NamedTuple):
+    """What post() reads of the account: a caller that has just read them (in its own scope,
+    in the same transaction) passes them and saves post() the read."""
+    tenant_id: int
+    currency: str
+    account_number: str
+
+
 def post(account_id: int, amount, kind: str, idempotency_key: str, *,
-         description: str = "", created_by_id: int | None = None, places: int | None = None) -> Posted:
+         description: str = "", created_by_id: int | None = None, places: int | None = None,
+         facts: AccountFacts | None = None) -> Posted:
     """Credit (+) or debit (-) an account once per key. Flushes, never commits.
 
     The amount is rounded to the account currency's minor unit, or to `places` decimals when
@@ -75,56 +86,81 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     holding the same key blocks us on the unique index until it commits, then we see the
     conflict and change nothing. Only the transaction that inserted updates the balance,
     with `balance = balance + :amount` so no read-modify-write can lose an update.
+    The statements are built once (_statements): building them per call cost more than
+    running them.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
     if not idempotency_key:
         raise ValueError("a ledger entry needs an idempotency key")
     session = db.session
-    # Scoped read: an account outside the current tenant scope does not exist here.
-    row = session.execute(
-        select(Account.tenant_id, Account.currency, Account.account_number).where(Account.id == account_id)
-    ).one_or_none()
-    if row is None:
-        raise LookupError(f"account {account_id} not found in this scope")
-    tenant_id, currency, account_number = row
+    if facts is None:
+        # Scoped read: an account outside the current tenant scope does not exist here.
+        row = session.execute(_ACCOUNT_FACTS, {"account_id": account_id}).one_or_none()
+        if row is None:
+            raise LookupError(f"account {account_id} not found in this scope")
+        facts = AccountFacts(*row)
+    tenant_id, currency, account_number = facts
     amount = money.quantize(amount, currency, _places(places))
+    key = idempotency_key[:160]
 
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(LedgerEntry)
-        .values(tenant_id=tenant_id, account_id=account_id, amount=amount, kind=kind,
-                idempotency_key=idempotency_key[:160], description=description[:255],
-                created_by_id=created_by_id, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-        .returning(LedgerEntry.id)
-    )
-    entry_id = session.execute(stmt, execution_options={"all_tenants": True}).scalar()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    entry_id = session.execute(_statements("postgresql" if postgres else "sqlite").insert_entry, {
+        "tenant_id": tenant_id, "account_id": account_id, "amount": amount, "kind": kind,
+        "idempotency_key": key, "description": description[:255], "created_by_id": created_by_id,
+        "created_at": utcnow()}).scalar()
     if entry_id is None:
-        first = session.execute(
-            select(LedgerEntry.id, LedgerEntry.amount, LedgerEntry.balance_after).where(
-                LedgerEntry.account_id == account_id,
-                LedgerEntry.idempotency_key == idempotency_key[:160],
-            )
-        ).one()
+        first = session.execute(_FIRST_ENTRY, {"account_id": account_id, "key": key}).one()
         return Posted(first.id, first.amount, first.balance_after, created=False)
 
-    balance = session.execute(
-        update(Account).where(Account.id == account_id)
-        .values(balance=Account.balance + amount)
-        .returning(Account.balance)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    session.execute(
-        update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
-        .execution_options(synchronize_session=False)
-    )
+    if postgres:
+        # One statement: the balance moves, the entry gets its balance_after, and what
+        # credit_arrived() asks comes back with it.
+        balance, reason, owed = session.execute(_MOVE, {"account": account_id, "amount": amount,
+                                                        "entry": entry_id}).one()
+    else:
+        balance, reason = session.execute(
+            update(Account).where(Account.id == account_id)
+            .values(balance=Account.balance + amount)
+            .returning(Account.balance, Account.status_reason)
+            .execution_options(synchronize_session=False)
+        ).one()
+        session.execute(
+            update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
+            .execution_options(synchronize_session=False)
+        )
+        owed = None
     _expire_loaded_balance(session, account_id)
     # After commit, tell the AMI watchers: running calls' deadlines follow the new balance.
     live.announce(account_number)
     if amount > 0:
-        credit_arrived(session, tenant_id, account_id, entry_id)
+        credit_arrived(session, tenant_id, account_id, entry_id, owed=owed, status_reason=reason)
     return Posted(entry_id, amount, balance, created=True)
+
+
+_ACCOUNT_FACTS = select(Account.tenant_id, Account.currency, Account.account_number) \
+    .where(Account.id == bindparam("account_id"))
+_FIRST_ENTRY = select(LedgerEntry.id, LedgerEntry.amount, LedgerEntry.balance_after).where(
+    LedgerEntry.account_id == bindparam("account_id"), LedgerEntry.idempotency_key == bindparam("key"))
+
+
+@functools.cache
+def _statements(dialect: str):
+    """post()'s INSERT for one dialect (PostgreSQL or the embedded SQLite), built once."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = LedgerEntry.__table__
+    return SimpleNamespace(insert_entry=insert(table).on_conflict_do_nothing(
+        index_elements=["account_id", "idempotency_key"]).returning(table.c.id))
+
+
+# post()'s balance move on PostgreSQL: the atomic UPDATE of the balance, the entry's
+# balance_after from it, and whether owed recurring charges wait for a credit.
+_MOVE = text(
+    "WITH moved AS (UPDATE accounts SET balance = balance + :amount WHERE id = :account"
+    " RETURNING balance, status_reason)"
+    " UPDATE ledger_entries SET balance_after = moved.balance FROM moved WHERE ledger_entries.id = :entry"
+    " RETURNING moved.balance, moved.status_reason,"
+    " EXISTS (SELECT 1 FROM recurring_charges WHERE account_id = :account AND status = 'owed')")
 
 
 def _places(places: int | None) -> int | None:
@@ -133,16 +169,21 @@ def _places(places: int | None) -> int | None:
     return places
 
 
-def credit_arrived(session, tenant_id: int, account_id: int, entry_id) -> None:
+def credit_arrived(session, tenant_id: int, account_id: int, entry_id, *,
+                   owed: bool | None = None, status_reason: str | None = None) -> None:
     """Every credit (top-up, manual credit, payment, refill) passes here: if the account has
     owed recurring charges, or the billing cycle suspended it, queue `apply_owed` for after
     the commit (app/billing/cycle.py), keyed on this credit. Raw SQL: the ledger does not
-    import the billing package that imports it."""
-    waiting = session.execute(text(
-        "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"), {"a": account_id}).first()
-    if waiting is None:
-        reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
-        if not reason:
+    import the billing package that imports it. `owed` and `status_reason`, when the caller
+    read them already (post() on PostgreSQL), save the two reads."""
+    if owed is None:
+        owed = session.execute(text(
+            "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"),
+            {"a": account_id}).first() is not None
+    if not owed:
+        if status_reason is None:
+            status_reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
+        if not status_reason:
             return
     from app.jobs import enqueue
 

@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SCHEMA = "bench_webhooks"
+SCHEMA = os.environ.get("RL_BENCH_WEBHOOKS_SCHEMA", "bench_webhooks")   # apart from other runs
 PG_HOST, PG_PORT, PG_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
 PG = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}"
 DATABASE_URL = f"{PG}?options=-csearch_path%3D{SCHEMA}"

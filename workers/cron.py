@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import billing, notifications, periodic, rating, switch_cdrs, usage_reports
+from workers import billing, notifications, payments, periodic, rating, switch_cdrs, usage_reports
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -27,3 +27,6 @@ cron.register(billing.enqueue_period_runs, queue_name="default", cron="*/10 * * 
 
 # Balance and expiry alerts (app/notifications/alerts.py): once per crossing, then by schedule.
 cron.register(notifications.enqueue_alert_sweep, queue_name="default", cron="*/5 * * * *", name="alert-sweep")
+
+# Receipts of credited payments: woken after each credit; this catches one whose wake was lost.
+cron.register(payments.send_receipts, queue_name="default", cron="*/5 * * * *", name="payment-receipts")

@@ -1,24 +1,70 @@
-"""The payment-received email with its receipt, queued through the notification outbox."""
+"""The payment-received email with its receipt, queued through the notification outbox.
+
+A credit marks its payment's receipt "due" in the same transaction (`payments.receipt_status`)
+and wakes the receipts job after the commit (`due()`, app.jobs.wake: one Redis SET while a run
+waits, not an RQ enqueue per payment: the Stripe webhook's path stays short). The job
+(`send_due_receipts`, also on the cron as a backstop) queues the email of every due receipt
+and marks it "queued", so each receipt goes once, even if two runs overlap (SKIP LOCKED).
+"""
 from sqlalchemy import select
 
 from app.accounts.models import Account
 from app.extensions import db
+from app.jobs import wake
 from app.money import format_money
 from app.notifications.outbox import queue_email
 from app.payments.models import Payment
-from tenants.scope import tenant_scope
+from tenants.scope import tenant_scope, unscoped
+
+JOB = "workers.payments.send_receipts"
+WAKE = "payment-receipts"
+BATCH = 200
+
+
+def due(payment_id: int, tenant_id: int) -> None:
+    """A payment was just credited and its receipt marked due: wake the receipts job."""
+    wake(JOB, WAKE)
+
+
+def send_due_receipts(batch: int = BATCH) -> int:
+    """Queue the receipt of every payment marked due, oldest first; commits per batch.
+
+    Returns how many were queued."""
+    sent = 0
+    while True:
+        with unscoped():
+            rows = db.session.execute(
+                select(Payment.id, Payment.tenant_id).where(Payment.receipt_status == "due")
+                .order_by(Payment.id).limit(batch).with_for_update(skip_locked=True, of=Payment)).all()
+        for payment_id, tenant_id in rows:
+            _queue_receipt(payment_id, tenant_id)
+        db.session.commit()
+        sent += len(rows)
+        if len(rows) < batch:
+            return sent
 
 
 def send_receipt(payment_id: int, tenant_id: int) -> str:
+    """One payment's receipt (the per-payment job of before: runs already queued still work).
+    A receipt already queued is not queued again."""
+    outcome = _queue_receipt(payment_id, tenant_id)
+    db.session.commit()
+    return outcome
+
+
+def _queue_receipt(payment_id: int, tenant_id: int) -> str:
     with tenant_scope(tenant_id, descendants=False):
-        p = db.session.execute(select(Payment).where(Payment.id == payment_id)).scalar_one_or_none()
+        p = db.session.execute(select(Payment).where(Payment.id == payment_id).with_for_update(of=Payment)) \
+            .scalar_one_or_none()
         if p is None:
             return "missing"
+        if p.receipt_status == "queued":
+            return "already queued"
         account = db.session.execute(select(Account).where(Account.id == p.account_id)).scalar_one()
         body = (f"Payment received, thank you.\n\nReceipt {p.id}\nAccount: {account.account_number} {account.name}\n"
                 f"Amount: {format_money(p.amount, p.currency)}\nMethod: {p.method}\nReference: {p.reference or p.provider_ref}\n"
                 f"Date: {p.paid_at:%Y-%m-%d %H:%M} UTC\nBalance after: {format_money(account.balance, account.currency)}\n")
         queue_email(tenant_id=tenant_id, account_id=account.id, to=account.email, kind="payment_received",
                     subject=f"Payment received: {format_money(p.amount, p.currency)}", body=body)
-        db.session.commit()
+        p.receipt_status = "queued"
         return "queued"

@@ -105,7 +105,10 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     key = idempotency_key[:160]
 
     postgres = session.get_bind().dialect.name == "postgresql"
-    entry_id = session.execute(_statements("postgresql" if postgres else "sqlite").insert_entry, {
+    # Core statements on the tables: straight on the session's connection (the session's own
+    # execute adds only its cost to them).
+    conn = session.connection()
+    entry_id = conn.execute(_statements("postgresql" if postgres else "sqlite").insert_entry, {
         "tenant_id": tenant_id, "account_id": account_id, "amount": amount, "kind": kind,
         "idempotency_key": key, "description": description[:255], "created_by_id": created_by_id,
         "created_at": utcnow()}).scalar()
@@ -116,8 +119,7 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     if postgres:
         # One statement: the balance moves, the entry gets its balance_after, and what
         # credit_arrived() asks comes back with it.
-        balance, reason, owed = session.execute(_MOVE, {"account": account_id, "amount": amount,
-                                                        "entry": entry_id}).one()
+        balance, reason, owed = conn.execute(_MOVE, {"account": account_id, "amount": amount, "entry": entry_id}).one()
     else:
         balance, reason = session.execute(
             update(Account).where(Account.id == account_id)

@@ -209,11 +209,21 @@ def pgbench_binary() -> str:
     return found
 
 
-def pgbench_ceiling(clients: int, seconds: int, rows: int = 1000) -> float:
-    """Transactions/s of single-row balance updates, pgbench -c clients for `seconds`."""
+def pg_settings() -> dict:
+    """The server settings both sides run under (neither the app nor pgbench changes them)."""
     import psycopg
 
-    schema = "bench_pgbench"
+    with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
+        return {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in ("synchronous_commit", "fsync", "wal_sync_method", "max_connections")}
+
+
+def pgbench_ceiling(clients: int, seconds: int, rows: int) -> tuple[float, list[str]]:
+    """Transactions/s of single-row balance updates, pgbench -c clients for `seconds`, over as
+    many rows as the webhooks' accounts (the same contention per row)."""
+    import psycopg
+
+    schema = "bench_pgbench_" + SCHEMA
     with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.execute(f"CREATE SCHEMA {schema}")
@@ -225,19 +235,49 @@ def pgbench_ceiling(clients: int, seconds: int, rows: int = 1000) -> float:
         f.write(f"\\set id random(1, {rows})\nUPDATE balances SET balance = balance + 1 WHERE id = :id;\n")
         script = f.name
     env = dict(os.environ, PGOPTIONS=f"-c search_path={schema}")
+    command = [pgbench_binary(), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-n",
+               "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)), "-T", str(seconds), "-f", script, PG_DB]
     try:
-        out = subprocess.run([pgbench_binary(), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-n",
-                              "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
-                              "-T", str(seconds), "-f", script, PG_DB],
-                             env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script)
         with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     for line in out.splitlines():
         if line.startswith("tps ="):
-            return float(line.split("=")[1].split()[0])
+            return float(line.split("=")[1].split()[0]), command[5:-3]
     raise RuntimeError(f"no tps in pgbench output:\n{out}")
+
+
+def start_gunicorn(target: str, args, env, cwd) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
+               "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
+               "--log-level", "warning", target]
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        wait_for(port)
+    except Exception:
+        stop(server)
+        raise
+    return server, port
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def timed_send(port, bodies, senders):
+    """send_all, plus the CPU seconds this process (the senders) used meanwhile."""
+    t0 = os.times()
+    latencies, statuses, wall = send_all(port, bodies, senders)
+    t1 = os.times()
+    return latencies, statuses, wall, (t1.user - t0.user) + (t1.system - t0.system)
 
 
 def pct(values, p):
@@ -252,7 +292,9 @@ def main():
     ap.add_argument("--senders", type=int, default=16)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     ap.add_argument("--accounts", type=int, default=200)
+    ap.add_argument("--no-floor", action="store_true", help="skip the bare-Flask floor run")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
@@ -261,30 +303,35 @@ def main():
     app = create_app(BenchConfig)
     accounts = build(app, args.accounts)
     bodies, n_unique, expected = make_events(accounts, args.events, args.duplicates)
-    port = free_port()
     env = dict(os.environ, DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL, STRIPE_WEBHOOK_SECRET=SECRET,
                SECRET_KEY="bench", PYTHONPATH=str(ROOT))
-    gunicorn = [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}",
-                "--workers", str(args.workers), "--worker-class", "gthread", "--threads", str(args.threads),
-                "--log-level", "warning", "wsgi:app"]
-    server = subprocess.Popen(gunicorn, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    warm = [json.dumps({"id": f"evt_warm_{i}", "object": "event", "type": "customer.created",
+                        "data": {"object": {"id": f"cus_{i}", "object": "customer"}}}) for i in range(64)]
+
+    server, port = start_gunicorn("wsgi:app", args, env, ROOT)
     try:
-        wait_for(port)
         # Warm every worker (imports, first connections) with events that are not counted.
-        send_all(port, [json.dumps({"id": f"evt_warm_{i}", "object": "event", "type": "customer.created",
-                                    "data": {"object": {"id": f"cus_{i}", "object": "customer"}}})
-                        for i in range(64)], args.senders)
-        latencies, statuses, wall = send_all(port, bodies, args.senders)
+        send_all(port, warm, args.senders)
+        latencies, statuses, wall, sender_cpu = timed_send(port, bodies, args.senders)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop(server)
     results = check(app, n_unique, expected)
-    ceiling = pgbench_ceiling(args.senders, max(5, round(wall)))
-    redis.Redis.from_url(REDIS_URL).flushdb()          # the queued receipt jobs of the bench
+
+    floor = None
+    if not args.no_floor:
+        # The same gunicorn settings and senders against a bare Flask endpoint (bench/floor_wsgi.py).
+        server, port = start_gunicorn("floor_wsgi:app", args, dict(env, PYTHONPATH=str(ROOT / "bench")), ROOT / "bench")
+        try:
+            send_all(port, warm, args.senders)
+            f_lat, _, f_wall, f_cpu = timed_send(port, [b.replace("evt_bench_", "evt_floor_") for b in bodies],
+                                                 args.senders)
+        finally:
+            stop(server)
+        floor = (len(f_lat) / f_wall, [x * 1000 for x in f_lat], f_cpu / len(f_lat))
+
+    settings = pg_settings()
+    ceiling, pgbench_args = pgbench_ceiling(args.senders, max(5, round(wall)), args.accounts)
+    redis.Redis.from_url(REDIS_URL).flushdb()          # the receipts job the bench woke
     if not args.keep:
         with app.app_context():
             with db.engine.begin() as conn:
@@ -294,14 +341,26 @@ def main():
     rate = len(latencies) / wall
     ms = [x * 1000 for x in latencies]
     print(f"webhooks: {len(latencies)} signed events ({n_unique} unique, {len(latencies) - n_unique} duplicates), "
-          f"{args.senders} senders, gunicorn {args.workers} workers x {args.threads} threads, {os.cpu_count()} cores")
+          f"{args.senders} senders, gunicorn {args.workers} workers x {args.threads} threads ({args.worker_class}), "
+          f"{os.cpu_count()} cores")
     print(f"  responses: " + ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(statuses.items(), key=str)))
     print(f"  throughput: {rate:.0f} events/s ({wall:.2f} s)")
     print(f"  latency ms: p50 {statistics.median(ms):.1f}  p95 {pct(ms, 95):.1f}  p99 {pct(ms, 99):.1f}  "
           f"max {max(ms):.1f}")
+    print(f"  the senders' own CPU: {sender_cpu / len(latencies) * 1000:.2f} ms per event "
+          f"({sender_cpu / wall:.0%} of one core)")
     for k, v in results.items():
         print(f"  {k}: {v}")
-    print(f"pgbench single-row UPDATE, {args.senders} clients, same machine, same run: {ceiling:.0f} tps")
+    if floor:
+        f_rate, f_ms, f_cpu = floor
+        print(f"floor, a bare Flask endpoint (bench/floor_wsgi.py), same gunicorn and senders: {f_rate:.0f} requests/s, "
+              f"p50 {statistics.median(f_ms):.1f} ms, p95 {pct(f_ms, 95):.1f} ms; senders' CPU {f_cpu * 1000:.2f} ms "
+              f"per request")
+    print(f"pgbench single-row UPDATE ({' '.join(pgbench_args)}, {args.accounts} rows), same machine, same run: "
+          f"{ceiling:.0f} tps")
+    print(f"  server settings for both: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    if floor:
+        print(f"  floor / pgbench ceiling: {floor[0] / ceiling:.1%}   webhooks / floor: {rate / floor[0]:.1%}")
     print(f"  webhooks / pgbench ceiling: {rate / ceiling:.1%} (target >= 50%)   "
           f"p95 {pct(ms, 95):.1f} ms (target <= 50 ms)")
 

@@ -130,16 +130,22 @@ def main():
     for body in warm[:100]:
         post(body)
 
-    # 1. Measured without the profiler.
-    bodies, n_unique = batch("plain")
-    counts.clear()
-    outcomes = Counter()
-    cpu0, wall0, pg0 = time.process_time(), time.perf_counter(), backend_cpu(backends)
-    for body in bodies:
-        outcomes[post(body)] += 1
-    wall, cpu, pg = time.perf_counter() - wall0, time.process_time() - cpu0, backend_cpu(backends) - pg0
+    # 1. Measured without the profiler (twice: the better run is printed; the machine is shared).
+    runs = []
+    for attempt in range(2):
+        bodies, n_unique = batch(f"plain{attempt}")
+        counts.clear()
+        outcomes = Counter()
+        t0, wall0, pg0 = os.times(), time.perf_counter(), backend_cpu(backends)
+        for body in bodies:
+            outcomes[post(body)] += 1
+        t1 = os.times()
+        runs.append((time.perf_counter() - wall0, t1.user - t0.user, t1.system - t0.system,
+                     backend_cpu(backends) - pg0, dict(counts)))
+    wall, user, system, pg, counted = min(runs, key=lambda r: r[1] + r[2])
+    cpu = user + system
     n = len(bodies)
-    per = {k: v / n for k, v in counts.items()}
+    per = {k: v / n for k, v in counted.items()}
 
     # 2. The same kind of events under cProfile.
     bodies_p, _ = batch("profiled")
@@ -165,9 +171,11 @@ def main():
         wb.db.engine.dispose()
     redis.Redis.from_url(wb.REDIS_URL).flushdb()
 
+    print(f"runs (wall, user, system, backends; s): " + "; ".join(" ".join(f"{x:.2f}" for x in r[:4]) for r in runs))
     print(f"webhook profile: {n} events in this process, one after another "
           f"({n_unique} unique, {n - n_unique} redeliveries): {dict(outcomes)}")
-    print(f"  per event: wall {wall / n * 1000:.2f} ms, CPU of this process {cpu / n * 1000:.2f} ms, "
+    print(f"  per event: wall {wall / n * 1000:.2f} ms, CPU of this process {cpu / n * 1000:.2f} ms "
+          f"(user {user / n * 1000:.2f}, system {system / n * 1000:.2f}), "
           f"CPU of its PostgreSQL backends {pg / n * 1000:.2f} ms (/proc, 10 ms ticks)")
     print("  per event: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items())))
     print(f"  under cProfile: {wall_p / n * 1000:.2f} ms per event; own time by area, ms per event:")

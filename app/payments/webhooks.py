@@ -26,6 +26,7 @@ import threading
 import time
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import stripe
 from flask import current_app
@@ -86,13 +87,14 @@ class _SecretCache:
 _secrets = _SecretCache()
 
 
-def secret_for(webhook_key: str | None, *, max_age: float = SECRET_TTL) -> tuple[str, int | None]:
+def secret_for(webhook_key: str | None, *, max_age: float | None = None) -> tuple[str, int | None]:
     """The signing secret and the tenant of an endpoint (None key: the platform's, from config).
+    A reseller's is read again once older than `max_age` seconds (default SECRET_TTL).
 
     LookupError for a key no reseller has."""
     if webhook_key is None:
         return current_app.config.get("STRIPE_WEBHOOK_SECRET", ""), None
-    hit = _secrets.get(webhook_key, max_age)
+    hit = _secrets.get(webhook_key, SECRET_TTL if max_age is None else max_age)
     if hit is not None:
         return hit[1], hit[2]
     row = db.session.execute(select(StripeSettings.webhook_secret_encrypted, StripeSettings.tenant_id)
@@ -113,10 +115,23 @@ def forget_secret(webhook_key: str | None = None) -> None:
 
 @sa_event.listens_for(Session, "after_flush")
 def _settings_changed(session, flush_context):
-    # Saved, added or deleted through the ORM in this process: its kept secret goes at once.
+    # Saved, added or deleted through the ORM in this process: its kept secret goes now and
+    # again at the commit (a request in between may have read the row as it was).
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, StripeSettings):
             _secrets.drop(obj.webhook_key)
+            session.info.setdefault("stripe_keys_changed", set()).add(obj.webhook_key)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _settings_committed(session):
+    for key in session.info.pop("stripe_keys_changed", ()):
+        _secrets.drop(key)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _settings_rolled_back(session):
+    session.info.pop("stripe_keys_changed", None)
 
 
 def verified_event(webhook_key: str | None, raw: bytes, header: str) -> tuple[dict, int | None]:
@@ -175,8 +190,18 @@ def _statements(dialect: str):
         received_at=bindparam("e_at", type_=DateTime)
     ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(ev.c.id)
 
-    account = select(acc.c.id, acc.c.tenant_id, acc.c.currency, acc.c.status, acc.c.account_number) \
-        .where(acc.c.id == bindparam("a_id"))
+    account_columns = (acc.c.id, acc.c.tenant_id, acc.c.currency, acc.c.status, acc.c.account_number)
+    account = select(*account_columns).where(acc.c.id == bindparam("a_id"))
+    of_tenant = acc.c.tenant_id == bindparam("a_tenant")
+    new_event_and_account = {}
+    if dialect == "postgresql":
+        # A checkout event's account comes back with the INSERT (one round trip less). No row:
+        # the event id was taken.
+        inserted = new_event.cte("inserted")
+        for scoped in (False, True):
+            on = and_(acc.c.id == bindparam("a_id"), of_tenant) if scoped else acc.c.id == bindparam("a_id")
+            new_event_and_account[scoped] = select(inserted.c.id.label("event_row"), *account_columns) \
+                .select_from(inserted.outerjoin(acc, on))
 
     upsert = insert(pay)
     upsert = upsert.on_conflict_do_update(
@@ -194,16 +219,34 @@ def _statements(dialect: str):
         paid_at=func.coalesce(pay.c.paid_at, bindparam("c_at", type_=DateTime)),
         receipt_status=func.coalesce(bindparam("c_receipt", type_=String), pay.c.receipt_status),
         updated_at=bindparam("c_at", type_=DateTime)).returning(waiting)
-    return SimpleNamespace(new_event=new_event, account=account,
-                           account_of_tenant=account.where(acc.c.tenant_id == bindparam("a_tenant")),
-                           upsert_payment=upsert, credited=credited)
+    return SimpleNamespace(new_event=new_event, new_event_and_account=new_event_and_account, account=account,
+                           account_of_tenant=account.where(of_tenant), upsert_payment=upsert, credited=credited)
 
 
 def _sql():
     return _statements(db.session.get_bind().dialect.name)
 
 
+def _run(statement, params):
+    """A hot-path Core statement on the session's connection (the session's own execute adds
+    nothing to Core statements on tables but its cost)."""
+    return db.session.connection().execute(statement, params)
+
+
 # --- recording an event ------------------------------------------------------------------------
+
+CHECKOUT_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
+                   "checkout.session.async_payment_failed")
+NOT_READ = object()
+
+
+class AccountRow(NamedTuple):
+    id: int
+    tenant_id: int
+    currency: str
+    status: str
+    account_number: str
+
 
 def record_event(event, endpoint_tenant_id: int | None) -> str:
     """Record and apply one verified event. Flushes, never commits. Returns the outcome.
@@ -211,13 +254,12 @@ def record_event(event, endpoint_tenant_id: int | None) -> str:
     The event belongs to the endpoint's tenant, or to the platform (the root tenant)."""
     obj = event["data"]["object"]
     pi = obj.get("payment_intent") if obj.get("object") != "payment_intent" else obj.get("id")
-    new_id = db.session.execute(_sql().new_event, {
-        "endpoint_tenant": endpoint_tenant_id, "e_id": event["id"], "e_type": event["type"][:80],
-        "e_pi": pi if isinstance(pi, str) and pi else None, "e_payload": json.dumps(event),
-        "e_at": utcnow()}).scalar()
+    account_id = _account_id(obj.get("metadata")) if event["type"] in CHECKOUT_EVENTS else None
+    new_id, account = _insert_event(event, pi if isinstance(pi, str) and pi else None, endpoint_tenant_id,
+                                    account_id)
     if new_id is None:
         return "duplicate"
-    status, note = apply(event["type"], obj, endpoint_tenant_id)
+    status, note = apply(event["type"], obj, endpoint_tenant_id, account)
     if status != "processed" or note:
         db.session.execute(update(_events).where(_events.c.id == new_id).values(status=status, note=note[:255]))
     if status == "ignored":
@@ -225,10 +267,29 @@ def record_event(event, endpoint_tenant_id: int | None) -> str:
     return status
 
 
-def apply(kind: str, obj, endpoint_tenant_id) -> tuple[str, str]:
-    if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded",
-                "checkout.session.async_payment_failed"):
-        return _checkout(kind, obj, endpoint_tenant_id)
+def _insert_event(event, pi, endpoint_tenant_id, account_id):
+    """(the new event row's id or None if the id was taken, the account of `account_id` as
+    an AccountRow, None if there is none, or NOT_READ without an account id)."""
+    sql = _sql()
+    params = {"endpoint_tenant": endpoint_tenant_id, "e_id": event["id"], "e_type": event["type"][:80],
+              "e_pi": pi, "e_payload": json.dumps(event), "e_at": utcnow()}
+    if account_id is None:
+        return _run(sql.new_event, params).scalar(), NOT_READ
+    if not sql.new_event_and_account:                # SQLite: no INSERT inside a WITH
+        new_id = _run(sql.new_event, params).scalar()
+        return new_id, (None if new_id is None else _account_row(account_id, endpoint_tenant_id))
+    scoped = endpoint_tenant_id is not None
+    row = _run(sql.new_event_and_account[scoped], params | {"a_id": account_id, "a_tenant": endpoint_tenant_id}) \
+        .one_or_none()
+    if row is None:
+        return None, None
+    return row[0], (None if row[1] is None else AccountRow(*row[1:]))
+
+
+def apply(kind: str, obj, endpoint_tenant_id, account=NOT_READ) -> tuple[str, str]:
+    """Apply one event. `account`: the checkout session's account if the caller read it."""
+    if kind in CHECKOUT_EVENTS:
+        return _checkout(kind, obj, endpoint_tenant_id, account)
     if kind == "checkout.session.expired":
         return _expired(obj, endpoint_tenant_id)
     if kind == "payment_intent.payment_failed":
@@ -247,16 +308,16 @@ def _account_id(meta) -> int | None:
         return None
 
 
-def _account_row(meta, endpoint_tenant_id):
-    """(id, tenant_id, currency, status, account_number) of the session's account, or None.
-    A reseller's own Stripe account pays its own accounts only."""
-    account_id = _account_id(meta)
+def _account_row(account_id, endpoint_tenant_id) -> AccountRow | None:
+    """The session's account, or None. A reseller's own Stripe account pays its own accounts
+    only."""
     if account_id is None:
         return None
     if endpoint_tenant_id is None:
-        return db.session.execute(_sql().account, {"a_id": account_id}).one_or_none()
-    return db.session.execute(_sql().account_of_tenant, {"a_id": account_id, "a_tenant": endpoint_tenant_id}) \
-        .one_or_none()
+        row = _run(_sql().account, {"a_id": account_id}).one_or_none()
+    else:
+        row = _run(_sql().account_of_tenant, {"a_id": account_id, "a_tenant": endpoint_tenant_id}).one_or_none()
+    return None if row is None else AccountRow(*row)
 
 
 def _account_for(meta, endpoint_tenant_id):
@@ -291,7 +352,7 @@ def _session_payment(obj, account):
     invoice = str(meta.get("invoice_id", ""))
     pi = obj.get("payment_intent")
     now = utcnow()
-    row = db.session.execute(_sql().upsert_payment, {
+    row = _run(_sql().upsert_payment, {
         "tenant_id": account.tenant_id, "account_id": account.id, "provider": "stripe", "provider_ref": obj["id"],
         "purpose": str(meta.get("purpose") or "topup")[:16], "method": "card", "status": "pending",
         "currency": currency, "amount": from_minor(collected or 0, currency),
@@ -305,8 +366,9 @@ def _set_payment(payment_id: int, **values):
     db.session.execute(update(_payments).where(_payments.c.id == payment_id).values(updated_at=utcnow(), **values))
 
 
-def _checkout(kind, obj, endpoint_tenant_id):
-    account = _account_row(obj.get("metadata"), endpoint_tenant_id)
+def _checkout(kind, obj, endpoint_tenant_id, account=NOT_READ):
+    if account is NOT_READ:
+        account = _account_row(_account_id(obj.get("metadata")), endpoint_tenant_id)
     if account is None:
         return "review", f"no account for checkout session {obj.get('id')}"
     p, session_currency = _session_payment(obj, account)
@@ -321,7 +383,7 @@ def _checkout(kind, obj, endpoint_tenant_id):
     posted = ledger.post(account.id, p.amount, "payment", credit_key("stripe", p.payment_intent_id, p.provider_ref),
                          description=f"Payment {p.reference or p.provider_ref}",
                          facts=ledger.AccountFacts(account.tenant_id, account.currency, account.account_number))
-    deferred = db.session.execute(_sql().credited, {
+    deferred = _run(_sql().credited, {
         "c_id": p.id, "c_entry": posted.entry_id, "c_pi": p.payment_intent_id, "c_at": utcnow(),
         "c_receipt": "due" if posted.created else None,
         "c_status": "succeeded" if p.status in ("pending", "failed", "review", "expired") else p.status}).scalar()

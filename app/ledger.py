@@ -5,16 +5,15 @@
 writes nothing and gets the first entry back. Invariant, for every account:
     account.balance == sum(ledger_entries.amount)
 """
-import functools
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import NamedTuple
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (DateTime, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, bindparam, func,
+                        select, text, update)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import money
@@ -82,12 +81,15 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     given: a call charge at its reseller's call charge precision (money.call_charge_places),
     or MONEY_SCALE for an amount that is exact already (a reset to a typed balance).
 
-    The entry is inserted first with ON CONFLICT DO NOTHING: a concurrent transaction
-    holding the same key blocks us on the unique index until it commits, then we see the
-    conflict and change nothing. Only the transaction that inserted updates the balance,
-    with `balance = balance + :amount` so no read-modify-write can lose an update.
-    The statements are built once (_statements): building them per call cost more than
-    running them.
+    PostgreSQL, one statement (_POST): the account row is locked (FOR NO KEY UPDATE, as an
+    UPDATE of it takes), the entry is inserted with ON CONFLICT DO NOTHING and its
+    balance_after = the locked balance + amount, and only if it was inserted the balance moves
+    with `balance = balance + :amount`, so no read-modify-write can lose an update. A
+    concurrent transaction posting the same key holds the account lock until it commits; then
+    we see the conflict and change nothing. (Account lock, then the entry: the order
+    post_many() takes them too.) Elsewhere (the embedded SQLite, one writer at a time): the
+    INSERT, then the UPDATE of the balance, then the entry's balance_after.
+    The statements are built once: building them per call cost more than running them.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
@@ -103,35 +105,37 @@ def post(account_id: int, amount, kind: str, idempotency_key: str, *,
     tenant_id, currency, account_number = facts
     amount = money.quantize(amount, currency, _places(places))
     key = idempotency_key[:160]
-
-    postgres = session.get_bind().dialect.name == "postgresql"
+    values = {"tenant_id": tenant_id, "account_id": account_id, "amount": amount, "kind": kind,
+              "idempotency_key": key, "description": description[:255], "created_by_id": created_by_id,
+              "created_at": utcnow()}
     # Core statements on the tables: straight on the session's connection (the session's own
     # execute adds only its cost to them).
     conn = session.connection()
-    entry_id = conn.execute(_statements("postgresql" if postgres else "sqlite").insert_entry, {
-        "tenant_id": tenant_id, "account_id": account_id, "amount": amount, "kind": kind,
-        "idempotency_key": key, "description": description[:255], "created_by_id": created_by_id,
-        "created_at": utcnow()}).scalar()
-    if entry_id is None:
+    if session.get_bind().dialect.name == "postgresql":
+        row = conn.execute(_POST, values).one_or_none()
+        if row is not None:
+            entry_id, balance, after, reason, owed = row
+            if balance != after:          # the lock makes them equal; never write a wrong after
+                raise RuntimeError(f"ledger entry {entry_id}: balance {balance} != balance_after {after}")
+    else:
+        entry_id = conn.execute(_INSERT_SQLITE, values).scalar()
+        if entry_id is not None:
+            balance, reason = session.execute(
+                update(Account).where(Account.id == account_id)
+                .values(balance=Account.balance + amount)
+                .returning(Account.balance, Account.status_reason)
+                .execution_options(synchronize_session=False)
+            ).one()
+            session.execute(
+                update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
+                .execution_options(synchronize_session=False)
+            )
+            owed = None
+        row = entry_id
+    if row is None:
         first = session.execute(_FIRST_ENTRY, {"account_id": account_id, "key": key}).one()
         return Posted(first.id, first.amount, first.balance_after, created=False)
 
-    if postgres:
-        # One statement: the balance moves, the entry gets its balance_after, and what
-        # credit_arrived() asks comes back with it.
-        balance, reason, owed = conn.execute(_MOVE, {"account": account_id, "amount": amount, "entry": entry_id}).one()
-    else:
-        balance, reason = session.execute(
-            update(Account).where(Account.id == account_id)
-            .values(balance=Account.balance + amount)
-            .returning(Account.balance, Account.status_reason)
-            .execution_options(synchronize_session=False)
-        ).one()
-        session.execute(
-            update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
-            .execution_options(synchronize_session=False)
-        )
-        owed = None
     _expire_loaded_balance(session, account_id)
     # After commit, tell the AMI watchers: running calls' deadlines follow the new balance.
     live.announce(account_number)
@@ -146,23 +150,25 @@ _FIRST_ENTRY = select(LedgerEntry.id, LedgerEntry.amount, LedgerEntry.balance_af
     LedgerEntry.account_id == bindparam("account_id"), LedgerEntry.idempotency_key == bindparam("key"))
 
 
-@functools.cache
-def _statements(dialect: str):
-    """post()'s INSERT for one dialect (PostgreSQL or the embedded SQLite), built once."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = LedgerEntry.__table__
-    return SimpleNamespace(insert_entry=insert(table).on_conflict_do_nothing(
-        index_elements=["account_id", "idempotency_key"]).returning(table.c.id))
+_INSERT_SQLITE = sqlite.insert(LedgerEntry.__table__).on_conflict_do_nothing(
+    index_elements=["account_id", "idempotency_key"]).returning(LedgerEntry.__table__.c.id)
 
-
-# post()'s balance move on PostgreSQL: the atomic UPDATE of the balance, the entry's
-# balance_after from it, and whether owed recurring charges wait for a credit.
-_MOVE = text(
-    "WITH moved AS (UPDATE accounts SET balance = balance + :amount WHERE id = :account"
-    " RETURNING balance, status_reason)"
-    " UPDATE ledger_entries SET balance_after = moved.balance FROM moved WHERE ledger_entries.id = :entry"
-    " RETURNING moved.balance, moved.status_reason,"
-    " EXISTS (SELECT 1 FROM recurring_charges WHERE account_id = :account AND status = 'owed')")
+# post() on PostgreSQL: lock the account, insert the entry with its balance_after unless the
+# key is taken, move the balance only if it was inserted, and read what credit_arrived() asks.
+# No row back: the key was taken, nothing changed.
+_POST = text(
+    "WITH account AS (SELECT id, balance FROM accounts WHERE id = :account_id FOR NO KEY UPDATE),"
+    " entry AS (INSERT INTO ledger_entries (tenant_id, account_id, amount, kind, idempotency_key, description,"
+    " created_by_id, created_at, balance_after)"
+    " SELECT :tenant_id, account.id, :amount, :kind, :idempotency_key, :description, :created_by_id, :created_at,"
+    " account.balance + :amount FROM account"
+    " ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id, balance_after),"
+    " moved AS (UPDATE accounts SET balance = accounts.balance + :amount FROM entry WHERE accounts.id = :account_id"
+    " RETURNING accounts.balance, accounts.status_reason)"
+    " SELECT entry.id, moved.balance, entry.balance_after, moved.status_reason,"
+    " EXISTS (SELECT 1 FROM recurring_charges WHERE account_id = :account_id AND status = 'owed')"
+    " FROM entry, moved"
+).bindparams(bindparam("created_by_id", type_=Integer), bindparam("created_at", type_=DateTime))
 
 
 def _places(places: int | None) -> int | None:

@@ -1,22 +1,32 @@
 """Stripe webhooks under load: signed events, duplicates, concurrent senders, gunicorn, PostgreSQL.
 
     .venv/bin/python bench/webhooks.py [--events 2000] [--duplicates 0.3] [--senders 16]
-                                       [--workers 3] [--threads 4] [--accounts 200] [--keep]
+                                       [--workers 3] [--threads 4] [--worker-class gthread|sync]
+                                       [--accounts 200] [--no-floor] [--keep]
 
-Builds its own PostgreSQL schema (`bench_webhooks`, dropped at the end unless --keep) with
-one reseller and its accounts, starts the app under gunicorn (gthread) on that schema with
-Redis jobs on (receipts are queued, as in production), then sends `--events` signed
-`checkout.session.completed` events, of which `--duplicates` are redeliveries of an event
-already in the mix (shuffled, so a duplicate may race its original), from `--senders`
-threads on keep-alive connections.
+Builds its own PostgreSQL schema (`bench_webhooks`, RL_BENCH_WEBHOOKS_SCHEMA; dropped at the end
+unless --keep) with one reseller and its accounts, starts the app under gunicorn on that schema
+with Redis jobs on (BENCH_REDIS_URL; the receipts job is woken, as in production), then sends
+`--events` signed `checkout.session.completed` events, of which `--duplicates` are redeliveries
+of an event already in the mix (shuffled, so a duplicate may race its original), from
+`--senders` threads on keep-alive connections.
 
-Prints throughput, p50/p95/p99 latency, and the checks: every unique event credited once,
-duplicates credited never (double credits must be 0), balance == sum(ledger) on every account.
+Prints throughput, p50/p95/p99 latency, the checks (every unique event credited once,
+duplicates never: double credits must be 0; balance == sum(ledger) on every account), and the
+CPU each side used per event, from /proc: the senders (this process), the gunicorn processes
+and the app's PostgreSQL backends (found by application_name). On a shared machine the
+events/s move with the other load; the CPU per event moves much less.
 
-The ceiling, in the same run on the same machine: pgbench with as many clients as senders,
+The floor, same run: the same senders and gunicorn settings against a bare Flask endpoint
+(bench/floor_wsgi.py: reads the body, answers the JSON; no signature, database or Redis).
+
+The ceiling, same run, same machine: pgbench with as many clients as senders (-j = cores),
 each transaction one single-row `UPDATE … SET balance = balance + 1` (what a credit does at
-least), for the same number of seconds the webhooks took. Prints webhook events/s as a share
-of it (target >= 50 %) and whether p95 <= 50 ms. Asserts nothing.
+least) over as many rows as there are accounts, for as many seconds as the webhooks took,
+under the same server settings (printed: neither side changes synchronous_commit), with the
+CPU of pgbench and of its backends per transaction. Prints webhook events/s as a share of it
+(target >= 50 %), whether p95 <= 50 ms, and CPU per event / CPU per pgbench transaction.
+Asserts nothing.
 """
 import argparse
 import glob
@@ -42,7 +52,8 @@ sys.path.insert(0, str(ROOT))
 SCHEMA = os.environ.get("RL_BENCH_WEBHOOKS_SCHEMA", "bench_webhooks")   # apart from other runs
 PG_HOST, PG_PORT, PG_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
 PG = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_DB}"
-DATABASE_URL = f"{PG}?options=-csearch_path%3D{SCHEMA}"
+APP_NAME = "rl_bench_webhooks"          # the app's PostgreSQL backends, found by name for their CPU
+DATABASE_URL = f"{PG}?options=-csearch_path%3D{SCHEMA}&application_name={APP_NAME}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 SECRET = "whsec_bench_webhooks"
 os.environ["DATABASE_URL"] = DATABASE_URL
@@ -218,9 +229,10 @@ def pg_settings() -> dict:
                 for name in ("synchronous_commit", "fsync", "wal_sync_method", "max_connections")}
 
 
-def pgbench_ceiling(clients: int, seconds: int, rows: int) -> tuple[float, list[str]]:
+def pgbench_ceiling(clients: int, seconds: int, rows: int) -> tuple[float, list[str], dict]:
     """Transactions/s of single-row balance updates, pgbench -c clients for `seconds`, over as
-    many rows as the webhooks' accounts (the same contention per row)."""
+    many rows as the webhooks' accounts (the same contention per row); its arguments; CPU
+    seconds per transaction of pgbench itself and of its PostgreSQL backends."""
     import psycopg
 
     schema = "bench_pgbench_" + SCHEMA
@@ -237,16 +249,109 @@ def pgbench_ceiling(clients: int, seconds: int, rows: int) -> tuple[float, list[
     env = dict(os.environ, PGOPTIONS=f"-c search_path={schema}")
     command = [pgbench_binary(), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-n",
                "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)), "-T", str(seconds), "-f", script, PG_DB]
+    env["PGAPPNAME"] = "rl_bench_pgbench"
+    pgbench_backends = Backends("rl_bench_pgbench")
     try:
-        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+        with tempfile.TemporaryFile("w+") as log, CPUWatch(pgbench_backends) as pg:
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            log.seek(0)
+            out = log.read()
+        if proc.returncode:
+            raise RuntimeError(f"pgbench failed:\n{out}")
+        cpu = {"pgbench": usage.ru_utime + usage.ru_stime, "PostgreSQL": pg.seconds}
     finally:
+        pgbench_backends.close()
         os.unlink(script)
         with psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     for line in out.splitlines():
+        if line.startswith("number of transactions actually processed:"):
+            transactions = int(line.split(":")[1].split("/")[0])
         if line.startswith("tps ="):
-            return float(line.split("=")[1].split()[0]), command[5:-3]
+            return float(line.split("=")[1].split()[0]), command[5:-3], {k: v / transactions for k, v in cpu.items()}
     raise RuntimeError(f"no tps in pgbench output:\n{out}")
+
+
+# --- CPU per event, from /proc: what each side costs, whatever else the machine runs ------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid: int) -> float | None:
+    """CPU seconds (user + system) the process has used, None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        for task in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                todo.extend(int(c) for c in Path(task).read_text().split())
+            except OSError:
+                pass
+    return pids
+
+
+class Backends:
+    """The pids of the PostgreSQL backends of one application_name (a callable for CPUWatch)."""
+
+    def __init__(self, application_name: str):
+        import psycopg
+
+        self.name = application_name
+        self.conn = psycopg.connect(f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user={PG_USER}", autocommit=True)
+
+    def __call__(self) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                                (self.name,))]
+
+    def close(self):
+        self.conn.close()
+
+
+class CPUWatch:
+    """CPU used by a changing set of processes: sampled every 0.2 s from a thread (processes
+    that start meanwhile count from zero; the last 0.2 s of one that ends may be missed)."""
+
+    def __init__(self, pids):
+        self.pids = pids                      # callable -> pids to watch now
+        self.first, self.last = {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, baseline=False):
+        for pid in self.pids():
+            cpu = cpu_of(pid)
+            if cpu is not None:
+                self.first.setdefault(pid, cpu if baseline else 0.0)
+                self.last[pid] = cpu
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self):
+        self._sample(baseline=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[p] - self.first[p] for p in self.last)
 
 
 def start_gunicorn(target: str, args, env, cwd) -> tuple[subprocess.Popen, int]:
@@ -272,12 +377,19 @@ def stop(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
-def timed_send(port, bodies, senders):
-    """send_all, plus the CPU seconds this process (the senders) used meanwhile."""
+def timed_send(port, bodies, senders, server):
+    """send_all, plus the CPU seconds used meanwhile by this process (the senders), the
+    gunicorn processes and the app's PostgreSQL backends."""
     t0 = os.times()
-    latencies, statuses, wall = send_all(port, bodies, senders)
+    app_backends = Backends(APP_NAME)
+    try:
+        with CPUWatch(lambda: process_tree(server.pid)) as web, CPUWatch(app_backends) as pg:
+            latencies, statuses, wall = send_all(port, bodies, senders)
+    finally:
+        app_backends.close()
     t1 = os.times()
-    return latencies, statuses, wall, (t1.user - t0.user) + (t1.system - t0.system)
+    cpu = {"senders": (t1.user - t0.user) + (t1.system - t0.system), "gunicorn": web.seconds, "PostgreSQL": pg.seconds}
+    return latencies, statuses, wall, cpu
 
 
 def pct(values, p):
@@ -312,7 +424,7 @@ def main():
     try:
         # Warm every worker (imports, first connections) with events that are not counted.
         send_all(port, warm, args.senders)
-        latencies, statuses, wall, sender_cpu = timed_send(port, bodies, args.senders)
+        latencies, statuses, wall, cpu = timed_send(port, bodies, args.senders, server)
     finally:
         stop(server)
     results = check(app, n_unique, expected)
@@ -324,13 +436,13 @@ def main():
         try:
             send_all(port, warm, args.senders)
             f_lat, _, f_wall, f_cpu = timed_send(port, [b.replace("evt_bench_", "evt_floor_") for b in bodies],
-                                                 args.senders)
+                                                 args.senders, server)
         finally:
             stop(server)
-        floor = (len(f_lat) / f_wall, [x * 1000 for x in f_lat], f_cpu / len(f_lat))
+        floor = (len(f_lat) / f_wall, [x * 1000 for x in f_lat], {k: v / len(f_lat) for k, v in f_cpu.items()})
 
     settings = pg_settings()
-    ceiling, pgbench_args = pgbench_ceiling(args.senders, max(5, round(wall)), args.accounts)
+    ceiling, pgbench_args, pgbench_cpu = pgbench_ceiling(args.senders, max(5, round(wall)), args.accounts)
     redis.Redis.from_url(REDIS_URL).flushdb()          # the receipts job the bench woke
     if not args.keep:
         with app.app_context():
@@ -340,27 +452,34 @@ def main():
 
     rate = len(latencies) / wall
     ms = [x * 1000 for x in latencies]
+    per_event = {k: v / len(latencies) for k, v in cpu.items()}
+
+    def costs(parts: dict) -> str:
+        return ", ".join(f"{k} {v * 1000:.2f}" for k, v in parts.items()) + f"; total {sum(parts.values()) * 1000:.2f}"
+
     print(f"webhooks: {len(latencies)} signed events ({n_unique} unique, {len(latencies) - n_unique} duplicates), "
           f"{args.senders} senders, gunicorn {args.workers} workers x {args.threads} threads ({args.worker_class}), "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"  responses: " + ", ".join(f"{k[0]} {k[1]}: {v}" for k, v in sorted(statuses.items(), key=str)))
     print(f"  throughput: {rate:.0f} events/s ({wall:.2f} s)")
     print(f"  latency ms: p50 {statistics.median(ms):.1f}  p95 {pct(ms, 95):.1f}  p99 {pct(ms, 99):.1f}  "
           f"max {max(ms):.1f}")
-    print(f"  the senders' own CPU: {sender_cpu / len(latencies) * 1000:.2f} ms per event "
-          f"({sender_cpu / wall:.0%} of one core)")
+    print(f"  CPU ms per event: {costs(per_event)}")
     for k, v in results.items():
         print(f"  {k}: {v}")
     if floor:
         f_rate, f_ms, f_cpu = floor
         print(f"floor, a bare Flask endpoint (bench/floor_wsgi.py), same gunicorn and senders: {f_rate:.0f} requests/s, "
-              f"p50 {statistics.median(f_ms):.1f} ms, p95 {pct(f_ms, 95):.1f} ms; senders' CPU {f_cpu * 1000:.2f} ms "
-              f"per request")
+              f"p50 {statistics.median(f_ms):.1f} ms, p95 {pct(f_ms, 95):.1f} ms")
+        print(f"  CPU ms per request: {costs(f_cpu)}")
     print(f"pgbench single-row UPDATE ({' '.join(pgbench_args)}, {args.accounts} rows), same machine, same run: "
           f"{ceiling:.0f} tps")
+    print(f"  CPU ms per transaction: {costs(pgbench_cpu)}")
     print(f"  server settings for both: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
     if floor:
         print(f"  floor / pgbench ceiling: {floor[0] / ceiling:.1%}   webhooks / floor: {rate / floor[0]:.1%}")
+    print(f"  CPU per webhook event / CPU per pgbench transaction: "
+          f"{sum(per_event.values()) / sum(pgbench_cpu.values()):.1f}x")
     print(f"  webhooks / pgbench ceiling: {rate / ceiling:.1%} (target >= 50%)   "
           f"p95 {pct(ms, 95):.1f} ms (target <= 50 ms)")
 

@@ -8,11 +8,13 @@ refunded amount, so partial refunds each debit their own difference exactly once
 
 The endpoint does the minimum in its transaction (bench/webhooks.py measures it): Core
 statements on the tables, no ORM objects on the hot path. A redelivery is one INSERT that
-finds its id taken. A paid Checkout Session is: the event INSERT, one read of the account,
-one upsert of the payment (which also locks it), the ledger's INSERT and its one UPDATE of the
-balance, one UPDATE of the payment (which also marks its receipt due and tells whether
-refunds wait for it), COMMIT. The receipt email is a job, woken after the commit with one
-Redis SET (app/payments/receipts.py), not an RQ enqueue per payment.
+finds its id taken. A paid Checkout Session is four statements between BEGIN and COMMIT: the
+event INSERT that also reads the account (a CTE on PostgreSQL; two statements on SQLite), one
+upsert of the payment (which also locks it), the ledger's post (one statement on PostgreSQL:
+the entry and its one atomic UPDATE of the balance), one UPDATE of the payment (which also
+marks its receipt due and tells whether refunds wait for it). The receipt email is a job,
+woken after the commit with one Redis SET (app/payments/receipts.py), not an RQ enqueue per
+payment.
 
 A reseller's signing secret is read, decrypted and kept for SECRET_TTL seconds per process
 (`secret_for`): saving the settings drops it in the saving process at once; a signature that

@@ -19,6 +19,11 @@ def create_app(config_class=Config) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     db.init_app(app)
+    if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+        from app.extensions import ping_idle_connections
+
+        with app.app_context():
+            ping_idle_connections(db.engine, app.config.get("POOL_PING_IDLE_SECONDS", 10))
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

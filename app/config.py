@@ -15,7 +15,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'ringledger.db'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No ping on every checkout (it cost a round trip per request, three with psycopg's
+    # BEGIN/ROLLBACK): app/extensions.py pings a pooled connection only when it sat idle.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": False}
+    POOL_PING_IDLE_SECONDS = float(os.environ.get("POOL_PING_IDLE_SECONDS", 10))
     # How often the accounts list and the account page refresh their live-call counts.
     IN_USE_POLL_SECONDS = int(os.environ.get("IN_USE_POLL_SECONDS", "5"))
     # Unset: jobs run in-process (embedded first run). Set: RQ on that Redis.

@@ -35,6 +35,41 @@ def enqueue(func, *args, job_id: str | None = None, queue_name: str | None = Non
     return job_id
 
 
+WAKE_KEY = "ringledger:wake:{}"
+WAKE_EXPIRES = 300   # seconds: a woken run that never started stops blocking the next wake
+
+
+def wake(func: str, name: str) -> None:
+    """After the commit, queue `func` (no arguments) unless a run woken under `name` is queued
+    and not started yet: for jobs that drain work recorded in the database (receipts to queue).
+
+    Costs one Redis SET NX while a run waits, instead of an RQ enqueue per piece of work (the
+    Stripe webhook wakes the receipts job for every payment, bench/webhooks.py). The job calls
+    `woken(name)` before it reads its work: whatever committed before that is seen by it, and
+    whatever commits after wakes a new run. No lost wake-up, at most one waiting run. If Redis
+    fails here the work stays in the database for the job's cron entry to find."""
+    db.session.info.setdefault("wake_jobs", {})[name] = func
+
+
+def woken(name: str) -> None:
+    """Called by a woken job first thing: from now on a wake queues a new run."""
+    conn = redis_connection()
+    if conn is not None:
+        conn.delete(WAKE_KEY.format(name))
+
+
+def _wake_now(name: str, func: str) -> None:
+    conn = redis_connection()
+    if conn is None:
+        dispatch(func)            # embedded: an in-process thread, every time (cheap there)
+        return
+    try:
+        if conn.set(WAKE_KEY.format(name), 1, nx=True, ex=WAKE_EXPIRES):
+            queue().enqueue(func)
+    except Exception as e:       # never fail a committed request: the cron entry catches up
+        log.warning("job %s not woken: %s", name, e)
+
+
 @event.listens_for(Session, "after_commit")
 def _dispatch_after_commit(session):
     pending = session.info.pop("pending_jobs", None) or ()
@@ -48,6 +83,9 @@ def _dispatch_after_commit(session):
             pending = [p for p in pending if not batchable(p)]
     for func, args, kwargs, job_id, queue_name in pending:
         dispatch(func, *args, job_id=job_id, queue_name=queue_name, **kwargs)
+
+    for name, func in (session.info.pop("wake_jobs", None) or {}).items():
+        _wake_now(name, func)
 
 
 def _enqueue_many(app, pending) -> None:
@@ -88,9 +126,11 @@ def _enqueue_many(app, pending) -> None:
     raise RuntimeError("jobs not queued: their ids kept changing in Redis")
 
 
+
 @event.listens_for(Session, "after_rollback")
 def _drop_on_rollback(session):
     session.info.pop("pending_jobs", None)
+    session.info.pop("wake_jobs", None)
 
 
 def redis_connection(app=None):

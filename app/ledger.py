@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import (ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, any_, bindparam, func, select,
-                        text, update)
+from sqlalchemy import (DateTime, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, any_, bindparam,
+                        func, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,68 +65,111 @@ class Posted:
     created: bool  # False: the key was already used; nothing changed
 
 
+class AccountFacts(NamedTuple):
+    """What post() reads of the account: a caller that has just read them (in its own scope,
+    in the same transaction) passes them and saves post() the read."""
+    tenant_id: int
+    currency: str
+    account_number: str
+
+
 def post(account_id: int, amount, kind: str, idempotency_key: str, *,
-         description: str = "", created_by_id: int | None = None, places: int | None = None) -> Posted:
+         description: str = "", created_by_id: int | None = None, places: int | None = None,
+         facts: AccountFacts | None = None) -> Posted:
     """Credit (+) or debit (-) an account once per key. Flushes, never commits.
 
     The amount is rounded to the account currency's minor unit, or to `places` decimals when
     given: a call charge at its reseller's call charge precision (money.call_charge_places),
     or MONEY_SCALE for an amount that is exact already (a reset to a typed balance).
 
-    The entry is inserted first with ON CONFLICT DO NOTHING: a concurrent transaction
-    holding the same key blocks us on the unique index until it commits, then we see the
-    conflict and change nothing. Only the transaction that inserted updates the balance,
-    with `balance = balance + :amount` so no read-modify-write can lose an update.
+    PostgreSQL, one statement (_POST): the account row is locked (FOR NO KEY UPDATE, as an
+    UPDATE of it takes), the entry is inserted with ON CONFLICT DO NOTHING and its
+    balance_after = the locked balance + amount, and only if it was inserted the balance moves
+    with `balance = balance + :amount`, so no read-modify-write can lose an update. A
+    concurrent transaction posting the same key holds the account lock until it commits; then
+    we see the conflict and change nothing. (Account lock, then the entry: the order
+    post_many() takes them too.) Elsewhere (the embedded SQLite, one writer at a time): the
+    INSERT, then the UPDATE of the balance, then the entry's balance_after.
+    The statements are built once: building them per call cost more than running them.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
     if not idempotency_key:
         raise ValueError("a ledger entry needs an idempotency key")
     session = db.session
-    # Scoped read: an account outside the current tenant scope does not exist here.
-    row = session.execute(
-        select(Account.tenant_id, Account.currency, Account.account_number).where(Account.id == account_id)
-    ).one_or_none()
-    if row is None:
-        raise LookupError(f"account {account_id} not found in this scope")
-    tenant_id, currency, account_number = row
+    if facts is None:
+        # Scoped read: an account outside the current tenant scope does not exist here.
+        row = session.execute(_ACCOUNT_FACTS, {"account_id": account_id}).one_or_none()
+        if row is None:
+            raise LookupError(f"account {account_id} not found in this scope")
+        facts = AccountFacts(*row)
+    tenant_id, currency, account_number = facts
     amount = money.quantize(amount, currency, _places(places))
-
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(LedgerEntry)
-        .values(tenant_id=tenant_id, account_id=account_id, amount=amount, kind=kind,
-                idempotency_key=idempotency_key[:160], description=description[:255],
-                created_by_id=created_by_id, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
-        .returning(LedgerEntry.id)
-    )
-    entry_id = session.execute(stmt, execution_options={"all_tenants": True}).scalar()
-    if entry_id is None:
-        first = session.execute(
-            select(LedgerEntry.id, LedgerEntry.amount, LedgerEntry.balance_after).where(
-                LedgerEntry.account_id == account_id,
-                LedgerEntry.idempotency_key == idempotency_key[:160],
+    key = idempotency_key[:160]
+    values = {"tenant_id": tenant_id, "account_id": account_id, "amount": amount, "kind": kind,
+              "idempotency_key": key, "description": description[:255], "created_by_id": created_by_id,
+              "created_at": utcnow()}
+    # Core statements on the tables: straight on the session's connection (the session's own
+    # execute adds only its cost to them).
+    conn = session.connection()
+    if session.get_bind().dialect.name == "postgresql":
+        row = conn.execute(_POST, values).one_or_none()
+        if row is not None:
+            entry_id, balance, after, reason, owed = row
+            if balance != after:          # the lock makes them equal; never write a wrong after
+                raise RuntimeError(f"ledger entry {entry_id}: balance {balance} != balance_after {after}")
+    else:
+        entry_id = conn.execute(_INSERT_SQLITE, values).scalar()
+        if entry_id is not None:
+            balance, reason = session.execute(
+                update(Account).where(Account.id == account_id)
+                .values(balance=Account.balance + amount)
+                .returning(Account.balance, Account.status_reason)
+                .execution_options(synchronize_session=False)
+            ).one()
+            session.execute(
+                update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
+                .execution_options(synchronize_session=False)
             )
-        ).one()
+            owed = None
+        row = entry_id
+    if row is None:
+        first = session.execute(_FIRST_ENTRY, {"account_id": account_id, "key": key}).one()
         return Posted(first.id, first.amount, first.balance_after, created=False)
 
-    balance = session.execute(
-        update(Account).where(Account.id == account_id)
-        .values(balance=Account.balance + amount)
-        .returning(Account.balance)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    session.execute(
-        update(LedgerEntry).where(LedgerEntry.id == entry_id).values(balance_after=balance)
-        .execution_options(synchronize_session=False)
-    )
     _expire_loaded_balance(session, account_id)
     # After commit, tell the AMI watchers: running calls' deadlines follow the new balance.
     live.announce(account_number)
     if amount > 0:
-        credit_arrived(session, tenant_id, account_id, entry_id)
+        credit_arrived(session, tenant_id, account_id, entry_id, owed=owed, status_reason=reason)
     return Posted(entry_id, amount, balance, created=True)
+
+
+_ACCOUNT_FACTS = select(Account.tenant_id, Account.currency, Account.account_number) \
+    .where(Account.id == bindparam("account_id"))
+_FIRST_ENTRY = select(LedgerEntry.id, LedgerEntry.amount, LedgerEntry.balance_after).where(
+    LedgerEntry.account_id == bindparam("account_id"), LedgerEntry.idempotency_key == bindparam("key"))
+
+
+_INSERT_SQLITE = sqlite.insert(LedgerEntry.__table__).on_conflict_do_nothing(
+    index_elements=["account_id", "idempotency_key"]).returning(LedgerEntry.__table__.c.id)
+
+# post() on PostgreSQL: lock the account, insert the entry with its balance_after unless the
+# key is taken, move the balance only if it was inserted, and read what credit_arrived() asks.
+# No row back: the key was taken, nothing changed.
+_POST = text(
+    "WITH account AS (SELECT id, balance FROM accounts WHERE id = :account_id FOR NO KEY UPDATE),"
+    " entry AS (INSERT INTO ledger_entries (tenant_id, account_id, amount, kind, idempotency_key, description,"
+    " created_by_id, created_at, balance_after)"
+    " SELECT :tenant_id, account.id, :amount, :kind, :idempotency_key, :description, :created_by_id, :created_at,"
+    " account.balance + :amount FROM account"
+    " ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING id, balance_after),"
+    " moved AS (UPDATE accounts SET balance = accounts.balance + :amount FROM entry WHERE accounts.id = :account_id"
+    " RETURNING accounts.balance, accounts.status_reason)"
+    " SELECT entry.id, moved.balance, entry.balance_after, moved.status_reason,"
+    " EXISTS (SELECT 1 FROM recurring_charges WHERE account_id = :account_id AND status = 'owed')"
+    " FROM entry, moved"
+).bindparams(bindparam("created_by_id", type_=Integer), bindparam("created_at", type_=DateTime))
 
 
 def _places(places: int | None) -> int | None:
@@ -135,12 +178,25 @@ def _places(places: int | None) -> int | None:
     return places
 
 
-def credit_arrived(session, tenant_id: int, account_id: int, entry_id) -> None:
+def credit_arrived(session, tenant_id: int, account_id: int, entry_id, *,
+                   owed: bool | None = None, status_reason: str | None = None) -> None:
     """Every credit (top-up, manual credit, payment, refill) passes here: if the account has
     owed recurring charges, or the billing cycle suspended it, queue `apply_owed` for after
     the commit (app/billing/cycle.py), keyed on this credit. Raw SQL: the ledger does not
-    import the billing package that imports it."""
-    credits_arrived(session, [(tenant_id, account_id, entry_id)])
+    import the billing package that imports it. `owed` and `status_reason`, when the caller
+    read them already (post() on PostgreSQL), save the two reads."""
+    if owed is None:
+        owed = session.execute(text(
+            "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"),
+            {"a": account_id}).first() is not None
+    if not owed:
+        if status_reason is None:
+            status_reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
+        if not status_reason:
+            return
+    from app.jobs import enqueue
+
+    enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
 
 
 def credits_arrived(session, credits: list[tuple[int, int, object]]) -> None:

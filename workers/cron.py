@@ -5,7 +5,7 @@ so a doubled cron tick changes nothing.
 """
 from rq import cron
 
-from workers import billing, invoicing, notifications, periodic, rating, switch_cdrs, usage_reports
+from workers import billing, invoicing, notifications, payments, periodic, rating, switch_cdrs, usage_reports
 
 cron.register(periodic.check_ledgers, queue_name="default", cron="17 * * * *", name="check-ledgers")
 
@@ -32,3 +32,6 @@ cron.register(invoicing.enqueue_invoice_runs, queue_name="default", cron="5-59/1
 
 # Balance and expiry alerts (app/notifications/alerts.py): once per crossing, then by schedule.
 cron.register(notifications.enqueue_alert_sweep, queue_name="default", cron="*/5 * * * *", name="alert-sweep")
+
+# Receipts of credited payments: woken after each credit; this catches one whose wake was lost.
+cron.register(payments.send_receipts, queue_name="default", cron="*/5 * * * *", name="payment-receipts")

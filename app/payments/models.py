@@ -2,7 +2,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -23,6 +23,9 @@ class Payment(AccountOwned, db.Model):
     __table_args__ = (
         UniqueConstraint("tenant_id", "provider", "provider_ref"),
         Index("ix_payments_tenant_created", "tenant_id", "created_at"),
+        # The receipts job's work list: the few payments whose receipt is still to be queued.
+        Index("ix_payments_receipt_due", "id", postgresql_where=text("receipt_status = 'due'"),
+              sqlite_where=text("receipt_status = 'due'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +44,9 @@ class Payment(AccountOwned, db.Model):
     failure_message: Mapped[str] = mapped_column(String(255), default="")
     ledger_entry_id: Mapped[int | None] = mapped_column()
     paid_at: Mapped[datetime | None] = mapped_column()
+    # The receipt email: "" none (not credited, or from before receipts were tracked), "due"
+    # (credited; the receipts job queues it), "queued" (in the notification outbox).
+    receipt_status: Mapped[str] = mapped_column(String(8), default="", server_default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

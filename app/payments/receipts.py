@@ -1,27 +1,72 @@
 """The payment-received email with its receipt, queued through the notification outbox.
 
 A prepaid account's payment has a numbered receipt (app/invoicing/receipts.py): the email names
-it with its taxes and carries it as a PDF (app/invoicing/render.py)."""
+it with its taxes and carries it as a PDF (app/invoicing/render.py).
+
+A credit marks its payment's receipt "due" in the same transaction (`payments.receipt_status`)
+and wakes the receipts job after the commit (`due()`, app.jobs.wake: one Redis SET while a run
+waits, not an RQ enqueue per payment: the Stripe webhook's path stays short). The job
+(`send_due_receipts`, also on the cron as a backstop) queues the email of every due receipt
+and marks it "queued", so each receipt goes once, even if two runs overlap (SKIP LOCKED).
+"""
 from sqlalchemy import select
 
 from app.accounts.models import Account
 from app.extensions import db
 from app.invoicing.receipts import receipt_for
+from app.jobs import wake
 from app.money import format_money
 from app.notifications.outbox import queue_email
 from app.payments.models import Payment
-from app.payments.webhooks import payment_key
-from tenants.scope import tenant_scope
+from tenants.scope import tenant_scope, unscoped
+
+JOB = "workers.payments.send_receipts"
+WAKE = "payment-receipts"
+BATCH = 200
+
+
+def due(payment_id: int, tenant_id: int) -> None:
+    """A payment was just credited and its receipt marked due: wake the receipts job."""
+    wake(JOB, WAKE)
+
+
+def send_due_receipts(batch: int = BATCH) -> int:
+    """Queue the receipt of every payment marked due, oldest first; commits per batch.
+
+    Returns how many were queued."""
+    sent = 0
+    while True:
+        with unscoped():
+            rows = db.session.execute(
+                select(Payment.id, Payment.tenant_id).where(Payment.receipt_status == "due")
+                .order_by(Payment.id).limit(batch).with_for_update(skip_locked=True, of=Payment)).all()
+        for payment_id, tenant_id in rows:
+            _queue_receipt(payment_id, tenant_id)
+        db.session.commit()
+        sent += len(rows)
+        if len(rows) < batch:
+            return sent
 
 
 def send_receipt(payment_id: int, tenant_id: int) -> str:
+    """One payment's receipt (the per-payment job of before: runs already queued still work).
+    A receipt already queued is not queued again."""
+    outcome = _queue_receipt(payment_id, tenant_id)
+    db.session.commit()
+    return outcome
+
+
+def _queue_receipt(payment_id: int, tenant_id: int) -> str:
     with tenant_scope(tenant_id, descendants=False):
-        p = db.session.execute(select(Payment).where(Payment.id == payment_id)).scalar_one_or_none()
+        p = db.session.execute(select(Payment).where(Payment.id == payment_id).with_for_update(of=Payment)) \
+            .scalar_one_or_none()
         if p is None:
             return "missing"
+        if p.receipt_status == "queued":
+            return "already queued"
         account = db.session.execute(select(Account).where(Account.id == p.account_id)).scalar_one()
         # A prepaid account's numbered receipt (app/invoicing/receipts.py), with its taxes.
-        receipt = receipt_for(account.id, payment_key(p)) if p.ledger_entry_id else None
+        receipt = receipt_for(account.id, credit_key(p.provider, p.payment_intent_id, p.provider_ref)) if p.ledger_entry_id else None
         number = receipt.number if receipt is not None else str(p.id)
         taxes = ""
         if receipt is not None and receipt.tax_total:
@@ -36,7 +81,7 @@ def send_receipt(payment_id: int, tenant_id: int) -> str:
         queue_email(tenant_id=tenant_id, account_id=account.id, to=account.email, kind="payment_received",
                     subject=f"Payment received: {format_money(p.amount, p.currency)}", body=body,
                     attachment=_receipt_pdf(receipt.id) if receipt is not None else None)
-        db.session.commit()
+        p.receipt_status = "queued"
         return "queued"
 
 
@@ -46,3 +91,9 @@ def _receipt_pdf(receipt_id: int) -> tuple[str, str, bytes]:
 
     doc = render.document("receipt", receipt_id)
     return render.filename(doc), "application/pdf", render.render_pdf(doc)
+
+
+def credit_key(provider: str, payment_intent_id, provider_ref: str) -> str:
+    from app.payments.webhooks import credit_key as key     # webhooks imports this module
+
+    return key(provider, payment_intent_id, provider_ref)

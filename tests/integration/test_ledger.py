@@ -99,6 +99,13 @@ def test_concurrent_posts_on_postgresql_keep_balance_equal_to_the_ledger_sum(app
         # 10 initial + 25 refunds x 5 - 16 threads x 25 calls x 0.01
         assert balance == total == Decimal("10") + Decimal("125") - Decimal("4.00")
         assert balance_mismatches() == []
+        # Each entry's balance_after is the balance right after it: post() locks the account
+        # before inserting, so entries of one account are numbered in the order they landed.
+        running = Decimal("0")
+        for amount, after in db.session.execute(select(LedgerEntry.amount, LedgerEntry.balance_after)
+                                                .where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)):
+            running += amount
+            assert after == running
 
 
 def test_unknown_kinds_and_empty_keys_are_programming_errors(world):

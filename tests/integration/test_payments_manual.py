@@ -15,7 +15,8 @@ from tenants.scope import tenant_scope, unscoped
 
 def test_a_bank_transfer_credits_once_and_queues_a_receipt(world, app):
     from app.jobs import queue
-    from app.payments.receipts import send_receipt
+    from app.payments.models import Payment
+    from workers.payments import send_receipts
 
     queue(app).empty()
     with tenant_scope(world.a.id):
@@ -27,9 +28,11 @@ def test_a_bank_transfer_credits_once_and_queues_a_receipt(world, app):
         assert p.status == "succeeded" and p.ledger_entry_id
         assert db.session.scalar(select(Account.balance).where(Account.id == world.account_a.id)) == start + Decimal("40")
     jobs = queue(app).get_jobs()
-    assert [j.func_name for j in jobs] == ["workers.payments.send_receipt"]   # one receipt job, not two
-    assert send_receipt(*jobs[0].args) == "queued"                          # what the worker runs
+    assert [j.func_name for j in jobs] == ["workers.payments.send_receipts"]  # one receipts job woken
+    assert send_receipts() == 1                                              # what the worker runs
+    assert send_receipts() == 0                                              # a second run: nothing due
     with unscoped():
+        assert db.session.scalar(select(Payment.receipt_status)) == "queued"
         mails = db.session.execute(select(Notification).where(Notification.kind == "payment_received")).scalars().all()
         assert len(mails) == 1 and "TRF-1" in mails[0].body
 

@@ -178,3 +178,141 @@ def test_async_payment_failed_attempts_disputes_and_unknown_events(hook, client,
         assert rows["pi_3:ch_3"] == ("failed", "Your card was declined.")
         statuses = dict(db.session.execute(select(WebhookEvent.event_id, WebhookEvent.status)).all())
         assert statuses["e5"] == "ignored" and statuses["e6"] == "review"
+
+
+# --- the fast path's own pieces (bench/webhooks.py) --------------------------------------------
+
+def test_a_signed_body_that_is_not_a_stripe_event_gets_400_and_changes_nothing(hook, client, world):
+    for payload in ({"id": "evt_x", "type": "checkout.session.completed"}, {"object": "event"},
+                    {"id": "evt_y", "type": "x", "data": {"object": "not a dict"}}, ["a list"]):
+        body = json.dumps(payload)
+        header = stripe.WebhookSignature.generate_signature_header(body, SECRET)
+        r = client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": header})
+        assert r.status_code == 400 and "not a Stripe event" in r.json["error"]
+    body = "{not json"
+    r = client.post("/webhooks/stripe", data=body,
+                    headers={"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(body, SECRET)})
+    assert r.status_code == 400
+    with unscoped():
+        assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
+
+
+def test_a_resellers_kept_secret_follows_its_changes(hook, client, world, monkeypatch):
+    from app.payments import webhooks
+    from app.payments.operations import save_stripe_settings
+
+    with unscoped():
+        row = save_stripe_settings(world.a.id, secret_key="sk_test_a", webhook_secret="whsec_one", topup_min="5",
+                                   topup_max="500", presets="10,25")
+        db.session.commit()
+        key = row.webhook_key
+    url = f"/webhooks/stripe/{key}"
+    start = balance(world.account_a.id)
+
+    def send(eid, secret, session):
+        body, headers = signed(completed(eid, world.account_a, session=session, pi=f"pi_{session}"), secret=secret)
+        return client.post(url, data=body, headers=headers)
+
+    assert send("e1", "whsec_one", "cs_1").status_code == 200          # read, decrypted and kept
+    assert webhooks.secret_for(key) == ("whsec_one", world.a.id)
+    # Saved in the portal (this process): the kept secret goes at the commit.
+    with unscoped():
+        save_stripe_settings(world.a.id, webhook_secret="whsec_two", topup_min="5", topup_max="500", presets="10,25")
+        db.session.commit()
+    assert send("e2", "whsec_one", "cs_2").status_code == 400
+    assert send("e3", "whsec_two", "cs_3").status_code == 200
+    # Changed by another process (no ORM event here): a new secret works at once, because a
+    # failing signature reads the row again ...
+    with unscoped():
+        db.session.execute(StripeSettings.__table__.update().values(webhook_secret_encrypted=encrypt("whsec_three")))
+        db.session.commit()
+    monkeypatch.setattr(webhooks, "RELOAD_AFTER_FAILURE", 0)
+    assert send("e4", "whsec_three", "cs_4").status_code == 200
+    # ... and an old one is refused everywhere once the kept copy is older than SECRET_TTL.
+    with unscoped():
+        db.session.execute(StripeSettings.__table__.update().values(webhook_secret_encrypted=encrypt("whsec_four")))
+        db.session.commit()
+    assert send("e5", "whsec_three", "cs_5").status_code == 200         # kept for SECRET_TTL
+    monkeypatch.setattr(webhooks, "SECRET_TTL", 0)
+    assert send("e6", "whsec_three", "cs_6").status_code == 400
+    assert send("e7", "whsec_four", "cs_7").status_code == 200
+    assert balance(world.account_a.id) == start + 5 * Decimal("25.00")   # e1, e3, e4, e5, e7
+    with unscoped():                                                     # removed: 404
+        save_stripe_settings(world.a.id, remove_keys=True, topup_min="5", topup_max="500", presets="10,25")
+        db.session.execute(StripeSettings.__table__.delete())
+        db.session.commit()
+    assert send("e8", "whsec_four", "cs_8").status_code == 404
+
+
+def test_receipts_go_by_one_woken_job_once_each(hook, app, client, world):
+    from app.jobs import queue, redis_connection
+    from app.notifications.models import Notification
+    from workers.payments import send_receipts
+
+    queue(app).empty()
+    for n in range(3):
+        body, headers = signed(completed(f"evt_r{n}", world.account_a, session=f"cs_r{n}", pi=f"pi_r{n}"))
+        assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "processed"
+        assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "duplicate"
+    # Three credits, one run waiting: no RQ enqueue per payment.
+    assert [j.func_name for j in queue(app).get_jobs()] == ["workers.payments.send_receipts"]
+    with unscoped():
+        assert sorted(db.session.scalars(select(Payment.receipt_status))) == ["due"] * 3
+    assert send_receipts() == 3                         # what the worker runs
+    assert redis_connection(app).exists("ringledger:wake:payment-receipts") == 0
+    assert send_receipts() == 0                         # nothing is sent twice
+    body, headers = signed(completed("evt_r9", world.account_a, session="cs_r9", pi="pi_r9"))
+    client.post("/webhooks/stripe", data=body, headers=headers)
+    woken = [j for j in queue(app).get_jobs() if j.func_name == "workers.payments.send_receipts"]
+    assert len(woken) == 2                              # the run started: the next credit wakes another
+    assert send_receipts() == 1
+    with unscoped():
+        assert sorted(db.session.scalars(select(Payment.receipt_status))) == ["queued"] * 4
+        mails = db.session.scalars(select(Notification).where(Notification.kind == "payment_received")).all()
+        assert len(mails) == 4 and all(m.to_email == world.account_a.email for m in mails)
+
+
+def test_a_credit_rolled_back_wakes_nothing(hook, app, world):
+    from app.jobs import queue
+    from app.payments import webhooks
+
+    queue(app).empty()
+    with unscoped():
+        event_ = completed("evt_rb", world.account_a, session="cs_rb", pi="pi_rb")
+        assert webhooks.record_event(event_, None) == "processed"
+        db.session.rollback()
+    assert queue(app).get_jobs() == []
+    assert entries(world.account_a.id, "payment") == 0
+
+
+def test_a_top_up_started_in_the_portal_is_credited_at_what_stripe_collected(hook, client, world):
+    # The pending payment of the portal (amount typed) meets the completion (amount collected).
+    with unscoped():
+        db.session.add(Payment(tenant_id=world.a.id, account_id=world.account_a.id, provider="stripe",
+                               provider_ref="cs_p", currency="USD", amount=Decimal("30.00")))
+        db.session.commit()
+    start = balance(world.account_a.id)
+    body, headers = signed(completed("evt_p", world.account_a, cents=2900, session="cs_p", pi="pi_p"))
+    assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "processed"
+    assert balance(world.account_a.id) == start + Decimal("29.00")
+    with unscoped():
+        p = db.session.execute(select(Payment)).scalar_one()
+        assert (p.status, p.amount, p.payment_intent_id, p.receipt_status) == ("succeeded", Decimal("29.00"), "pi_p", "due")
+        assert p.ledger_entry_id and p.paid_at
+
+
+def test_a_closed_account_or_another_currency_is_held_for_review(hook, client, world):
+    start = balance(world.account_a2.id)
+    with unscoped():
+        db.session.execute(Account.__table__.update().where(Account.id == world.account_a2.id).values(status="closed"))
+        db.session.commit()
+    body, headers = signed(completed("evt_c", world.account_a2, session="cs_c", pi="pi_c"))
+    assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "review"
+    payload = completed("evt_eur", world.account_a, session="cs_eur", pi="pi_eur")
+    payload["data"]["object"]["currency"] = "eur"
+    body, headers = signed(payload)
+    assert client.post("/webhooks/stripe", data=body, headers=headers).json["outcome"] == "review"
+    assert balance(world.account_a2.id) == start
+    with unscoped():
+        assert sorted(db.session.scalars(select(Payment.status))) == ["review", "review"]
+        assert entries(world.account_a.id, "payment") == 0

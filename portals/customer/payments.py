@@ -14,6 +14,7 @@ from wtforms import HiddenField, StringField
 
 from app import money
 from app.extensions import db
+from app.invoicing import taxes
 from app.payments import checkout, history
 from app.payments.models import Payment
 from app.web import render
@@ -34,7 +35,20 @@ def _topup_page(account, form=None, *, status=200, error=None, notice=None):
     if error:
         form.amount.errors = list(form.amount.errors) + [error]
     return render("customer/topup.html", status=status, account=account, form=form, limits=limits,
-                  configured=configured, notice=notice, title="Top up")
+                  configured=configured, notice=notice, tax_note=_tax_note(account, limits), title="Top up")
+
+
+def _tax_note(account, limits):
+    """A prepaid top-up includes the account's taxes (docs/invoicing.md): say so, with an example
+    of what reaches the balance. None when no tax applies."""
+    if account.billing_type != "prepaid":
+        return None
+    specs = taxes.applicable(account.id)
+    if not specs:
+        return None
+    example = limits.presets[0] if limits.presets else limits.minimum
+    net, _ = taxes.split_inclusive(example, specs, account.currency)
+    return {"names": ", ".join(t.name for t in specs), "example": example, "net": net}
 
 
 @bp.route("/topup", methods=["GET", "POST"])

@@ -62,6 +62,16 @@ def test_the_topup_page_offers_the_presets_and_the_limits(world, customer):
     assert "From $5.00 to $500.00" in page and 'name="nonce"' in page
 
 
+def test_the_topup_page_says_a_prepaid_top_up_includes_the_accounts_taxes(world, customer):
+    from tests.integration.invoicing_support import give_taxes, make_tax
+
+    assert 'data-testid="topup-tax-note"' not in customer.get("/portal/topup").get_data(as_text=True)
+    give_taxes(world.a, world.account_a.id, [make_tax(world.a, "VAT 25%", "25")])
+    page = customer.get("/portal/topup").get_data(as_text=True)
+    # The first preset, $10.00, includes 25 % VAT: $8.00 reaches the balance, $2.00 is the tax.
+    assert "Amounts include VAT 25%" in page and "a top-up of\n    $10.00 credits $8.00" in page
+
+
 def test_starting_a_topup_creates_a_session_and_a_pending_payment_that_credits_nothing(world, customer, fake_stripe):
     before = balance(world.account_a.id)
     resp = start(customer)

@@ -93,6 +93,7 @@ class FakeStripe:
         self.keys: list[str] = []           # the secret key of each session created
         self._ready = threading.Event()
         self._runners = []
+        self._deliveries: set[asyncio.Task] = set()   # webhooks localstripe is still to send
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "FakeStripe":
@@ -128,16 +129,22 @@ class FakeStripe:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
     def _wrap_sender(self):
-        original = ls_webhooks.schedule_webhook
-
+        # localstripe's own schedule_webhook sleeps 1 s and then posts to whatever webhooks are
+        # registered *then*: a delivery an earlier test scheduled would reach the next test's
+        # server. Keep each delivery's task so reset() can cancel the ones not yet sent.
         def schedule(event):
             self.sent.append({"id": event.id, "type": event.type, "object": event.data["object"]})
-            original(event)
+            task = asyncio.ensure_future(ls_webhooks._send_webhook(event))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
         ls.schedule_webhook = schedule
 
     # -- per test ----------------------------------------------------------------------------
     def reset(self):
         def clear():
+            for task in list(self._deliveries):
+                task.cancel()
+            self._deliveries.clear()
             ls.store.clear()
             ls_webhooks._webhooks.clear()
             self.idempotency.clear()

@@ -360,3 +360,19 @@ def test_localstripe_delivers_the_signed_webhook_and_the_page_turns_to_received(
     with unscoped():
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)
                                  .where(LedgerEntry.account_id == world.account_a.id, LedgerEntry.kind == "payment")) == 1
+
+
+def test_a_delivery_an_earlier_test_scheduled_never_reaches_the_next_tests_webhook(world, customer, served_app,
+                                                                                   fake_stripe):
+    """localstripe sends each webhook 1 s after the event, to the webhooks registered then: the
+    fake's reset (between tests) cancels what is still pending, or it credits the next test."""
+    before = balance(world.account_a.id)
+    fake_stripe.pay(session_id_of(start(customer, "25.00")))     # scheduled, nobody registered yet
+    fake_stripe.reset()                                          # what the next test's fixture does
+    fake_stripe.register_webhook(f"{served_app}/webhooks/stripe", STRIPE_TEST_WEBHOOK_SECRET)
+    time.sleep(1.5)
+    assert balance(world.account_a.id) == before
+    with unscoped():
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)
+                                 .where(LedgerEntry.account_id == world.account_a.id,
+                                        LedgerEntry.kind == "payment")) == 0

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -143,6 +144,9 @@ def naive_decide(endpoint, destination):
 
 
 # ---- Asterisk's side: AGI clients in a process of their own ---------------------------------------
+_OUTCOME = re.compile(rb'RL_CAUSE=([^,"\\]*)|RL_DECISION=(\w+)')
+
+
 class _AgiCall(asyncio.Protocol):
     """One FastAGI session as the switch plays it: headers, then `200 result=…` to each command."""
 
@@ -157,10 +161,9 @@ class _AgiCall(asyncio.Protocol):
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            if line.startswith(b"SET VARIABLE RL_DECISION") and not self.outcome:
-                self.outcome = line.split()[-1].strip(b'"').decode()
-            elif line.startswith(b"SET VARIABLE RL_CAUSE"):
-                self.outcome = line.split()[-1].strip(b'"').decode()
+            if line.startswith(b"EXEC MSet "):       # RL_CAUSE comes before RL_DECISION
+                for cause, decision in _OUTCOME.findall(line):
+                    self.outcome = self.outcome or (cause or decision).decode()
             self.transport.write(b"200 result=1\n" if line.startswith(b"HANGUP") else b"200 result=0\n")
 
     def connection_lost(self, exc):

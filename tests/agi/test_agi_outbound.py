@@ -27,6 +27,7 @@ def test_an_allowed_call_gets_its_account_and_an_absolute_limit(agi, make_tenant
     assert s.variables["RL_MAX_SECONDS"] == "5"
     assert s.variables["TIMEOUT(absolute)"] == "5"
     assert not s.hung_up
+    assert len(s.commands) == 1 and s.commands[0].startswith("EXEC MSet ")   # one round trip
 
 
 def test_the_credit_is_shared_with_the_accounts_live_calls(agi, make_tenant, make_account):
@@ -157,7 +158,7 @@ def test_a_client_that_disconnects_mid_command_stalls_nothing(agi, make_tenant, 
         sock = socket.create_connection(("127.0.0.1", agi.port))
         sock.sendall(f"agi_network_script: outbound\nagi_arg_1: {exts[0][1]}\nagi_arg_2: {UK}\n\n".encode())
         reader = sock.makefile("rb")
-        assert reader.readline().startswith(b"SET VARIABLE RL_ACCOUNT")
+        assert reader.readline().startswith(b'EXEC MSet "RL_ACCOUNT=')
         sock.close()                               # hang up without answering the command
     # one that answers its first command then goes silent is timed out, not waited on forever
     mute = socket.create_connection(("127.0.0.1", agi.port))

@@ -30,4 +30,5 @@ from provisioning.models import Extension  # noqa: F401
 from provisioning.realtime import PsAor, PsAuth, PsEndpoint, PsEndpointIdIp  # noqa: F401
 from provisioning.trunks import CustomerTrunk  # noqa: F401
 from tenants.models import Tenant  # noqa: F401
+from app.routing.cache_versions import CacheVersion  # noqa: F401
 from app.routing.models import Carrier, CustomerRoute, NumberRule, Route, RouteCarrier, RouteGroup, TranslationRule  # noqa: F401

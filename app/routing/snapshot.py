@@ -2,31 +2,21 @@
 
 `RoutingSnapshot.load()` reads route_groups, routes, route_carriers and carriers in four
 queries; `legs_for` then answers as `lcr.legs_for` does (longest route prefix in the group,
-enabled carriers, LCR or priority order) with dictionary probes only. `FINGERPRINT` is one SQL
-expression over the same tables (and the buy sheets' versions): a snapshot is kept while the
-fingerprint is unchanged, so an edit committed anywhere applies to the next call.
+enabled carriers, LCR or priority order) with dictionary probes only. A snapshot is kept while
+the routing version (app/routing/cache_versions.py, bumped by triggers on the same tables and the
+buy sheets) is unchanged, so an edit committed anywhere applies to the next call.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.extensions import db
 
 from .lcr import Leg, order_legs
 from .models import Carrier, CustomerRoute, Route, RouteCarrier, RouteGroup
-
-# Changes whenever a row that decides a route changes (a buy deck import bumps its sheet's version).
-FINGERPRINT = text("""md5(concat_ws('|',
-  (SELECT string_agg(g.id || ':' || g.strategy || ':' || g.is_default, ',' ORDER BY g.id) FROM route_groups g),
-  (SELECT string_agg(r.id || ':' || r.group_id || ':' || r.prefix, ',' ORDER BY r.id) FROM routes r),
-  (SELECT string_agg(rc.id || ':' || rc.route_id || ':' || rc.carrier_id || ':' || rc.position, ',' ORDER BY rc.id)
-     FROM route_carriers rc),
-  (SELECT string_agg(c::text || ':' || coalesce(s.version::text, ''), ',' ORDER BY c.id)
-     FROM carriers c LEFT JOIN rate_sheets s ON s.id = c.buy_rate_sheet_id)))""")
-
 
 @dataclass(frozen=True, slots=True)
 class CarrierRow:

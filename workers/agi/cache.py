@@ -4,13 +4,14 @@ read fresh, in one SQL statement and one Redis round trip per decision.
 Per decision (`FastPath.prepare`, in the policy's threads, then `live_counts` on the loop):
 - ONE statement: the account row (status, expiry, balance, credit limit, channel and CPS
   limits: fresh every call), its extension (by endpoint), its reseller's call-charge places,
-  this period's bundle usage, and two fingerprints: the account's (number and translation
-  rules, extensions, DIDs, customer routes, plan, plan countries, rate sheet version) and the
-  routing tables' (groups, routes, route carriers, carriers with their buy sheet versions);
+  this period's bundle usage, and two version counters (app/routing/cache_versions.py, kept by
+  triggers): the account's (number and translation rules, extensions, DIDs, customer routes,
+  plan, plan countries, rate sheet) and the routing tables' (groups, routes, route carriers,
+  carriers, their buy sheets);
 - ONE Redis script: the account's in-use count over the live watchers and, when the account
   has a CPS limit, the attempt added to its sliding window (workers.ami.counts' keys).
 The cached parts (an account's `Profile`, the `RoutingSnapshot`, the rate-sheet prefix indexes
-of the AMI policy) are kept while their fingerprint is unchanged, so an edit committed by a
+of the AMI policy) are kept while their version is unchanged (`fingerprint` below), so an edit committed by a
 portal applies to the next call, whoever made it. A balance notice on "ringledger:balance"
 (app/calls/live.py announce, after every status, balance or account edit) drops the account's
 profile at once too, and a profile is reloaded at least every `ttl` seconds.
@@ -29,7 +30,7 @@ from datetime import date, datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 from typing import NamedTuple
 
-from sqlalchemy import func, literal_column, null, select
+from sqlalchemy import func, null, select
 
 from workers.ami.balance import BALANCE_CHANNEL
 from workers.ami.db_policy import _STATUS_CAUSES, INTERNAL, bundle_period_start, expiry_of
@@ -38,26 +39,6 @@ from workers.ami.policy import (ACCOUNT_EXPIRED, COUNTRY_CLOSED, NO_CREDIT, NO_R
                                 Admission)
 
 log = logging.getLogger("ringledger.agi.cache")
-
-# Everything an account's Profile is built from; correlated to the outer `accounts` row.
-ACCOUNT_FINGERPRINT = literal_column("""md5(concat_ws('|',
-  (SELECT string_agg(r.id || r.kind || ':' || r.prefix, ',' ORDER BY r.id) FROM number_rules r
-    WHERE r.account_id = accounts.id),
-  (SELECT string_agg(t.id || ':' || t.position || ':' || t.match || ':' || t.strip_digits || ':' || t.add_prefix
-                     || ':' || t.national_to_e164, ',' ORDER BY t.id) FROM translation_rules t
-    WHERE t.account_id = accounts.id),
-  (SELECT string_agg(e.id || ':' || e.number || ':' || e.sip_username || ':' || e.active, ',' ORDER BY e.id)
-    FROM extensions e WHERE e.account_id = accounts.id),
-  (SELECT string_agg(n.id || ':' || n.number || ':' || n.status || ':' || coalesce(n.extension_id, 0), ','
-                     ORDER BY n.id) FROM numbers n WHERE n.account_id = accounts.id),
-  (SELECT string_agg(c.id || ':' || coalesce(c.extension_id, 0) || ':' || c.group_id, ',' ORDER BY c.id)
-    FROM customer_routes c WHERE c.account_id = accounts.id),
-  (SELECT string_agg(p.id || ':' || coalesce(p.rate_sheet_id, 0) || ':' || coalesce(s.version::text, '') || ':'
-                     || coalesce(s.currency, '') || ':' || coalesce(s.short_call_seconds::text, '') || ':'
-                     || coalesce(s.short_call_charge::text, ''), ',' ORDER BY p.id)
-    FROM service_plans p LEFT JOIN rate_sheets s ON s.id = p.rate_sheet_id WHERE p.account_id = accounts.id),
-  (SELECT string_agg(pc.country || ':' || pc.minutes, ',' ORDER BY pc.country, pc.id)
-    FROM plan_countries pc JOIN service_plans p ON p.id = pc.plan_id WHERE p.account_id = accounts.id)))""")
 
 # One round trip: the account's in-use count over the live watchers (InUseCounts._total) and,
 # with a CPS limit, one attempt added to the sliding window (InUseCounts.attempts_in_window).
@@ -110,12 +91,12 @@ _LIVE = len(LiveAccount._fields)
 def live_statements():
     """The per-decision statement by endpoint and by account number (bind parameters `period`
     and `endpoint` or `number`): LiveAccount's columns, then the extension id, the reseller's
-    call-charge places, this period's bundle usage (JSON) and the two fingerprints."""
+    call-charge places, this period's bundle usage (JSON) and the two versions."""
     from sqlalchemy import bindparam
 
     from app.accounts.models import Account
     from app.billing.models import BundleUsage
-    from app.routing.snapshot import FINGERPRINT
+    from app.routing.cache_versions import ACCOUNT_VERSION, ROUTING_VERSION
     from provisioning.models import Extension
     from tenants.models import Tenant
 
@@ -124,7 +105,7 @@ def live_statements():
     bundle = (select(func.json_object_agg(BundleUsage.country, BundleUsage.seconds_used))
               .where(BundleUsage.account_id == Account.id,
                      BundleUsage.period_start == bindparam("period")).scalar_subquery())
-    extra = (places, bundle, ACCOUNT_FINGERPRINT, literal_column(f"({FINGERPRINT.text})"))
+    extra = (places, bundle, ACCOUNT_VERSION, ROUTING_VERSION)
     by_number = select(*columns, null(), *extra).where(Account.account_number == bindparam("number"))
     by_endpoint = (select(*columns, Extension.id, *extra).join(Extension, Extension.account_id == Account.id)
                    .where(Extension.sip_username == bindparam("endpoint"), Extension.active.is_(True)))
@@ -301,7 +282,7 @@ class FastPath:
         from app.rating.models import RateSheet
         from app.routing.models import CustomerRoute, NumberRule
         from app.routing.models import TranslationRule
-        from app.routing.snapshot import FINGERPRINT
+        from app.routing.cache_versions import ACCOUNT_VERSION, ROUTING_VERSION
         from provisioning.models import Extension
         from tenants.scope import unscoped
 
@@ -309,10 +290,10 @@ class FastPath:
 
         today = datetime.now(timezone.utc).date()
         with unscoped():
-            snapshot, versions = self._routing_snapshot(db.session.execute(select(FINGERPRINT)).scalar_one())
+            snapshot, versions = self._routing_snapshot(db.session.execute(select(ROUTING_VERSION)).scalar_one())
             for sheet_id, version in versions.items():
                 self.policy._index_of(sheet_id, (version, today))
-            rows = db.session.execute(select(Account, ACCOUNT_FINGERPRINT).where(Account.status == "active")).all()
+            rows = db.session.execute(select(Account, ACCOUNT_VERSION).where(Account.status == "active")).all()
             ids = [a.id for a, _ in rows]
             if not ids:
                 return 0

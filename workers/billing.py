@@ -2,10 +2,8 @@
 
 - `enqueue_period_runs` (cron, every 10 minutes): for every tenant with accounts, the period
   keys current now; one `charge_period` job per tenant and key, job id
-  `charge-run-<tenant>-<key>`, `unique=True`: a doubled tick queues one job, and the database
-  keys stop a second effect anyway. A job that failed, or whose run stopped beating (a killed
-  worker: no batch committed for `BILLING_RUN_STALE_SECONDS`), is deleted and queued again:
-  the new run skips every account already marked done.
+  `charge-run-<tenant>-<key>`, `unique=True`; a failed job, or one whose run stopped beating
+  for `BILLING_RUN_STALE_SECONDS`, is queued again (workers/period_runs.py, as for invoices).
 - `charge_period(tenant, key)`: the run, one commit per batch of accounts; a big run queues
   `help_charge_period` jobs (one per other worker) that share its batches (SKIP LOCKED).
 - `apply_owed(tenant, account)`: queued by app/ledger.py after a credit, keyed on the credit.
@@ -13,26 +11,22 @@ Thin: open a scope, call the domain, commit.
 """
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import select
 
+from app.billing.cycle import due_run_keys, run_of
+from app.billing.runs import run_job_id  # (one name for the run's job, app and workers)
 from app.extensions import db
-from app.billing.runs import run_job_id  # noqa: F401  (one name for the run's job, app and workers)
-from app.jobs import dispatch, queue, redis_connection, set_progress
+from app.jobs import queue, set_progress
+from tenants.scope import tenant_scope
+from workers.period_runs import RUN_TIMEOUT, PeriodRuns
 from workers.runner import in_app_context
-from tenants.models import utcnow
-from tenants.scope import tenant_scope, unscoped
 
 log = logging.getLogger(__name__)
 
-RUN_TIMEOUT = 4 * 3600          # seconds: a run of a big tenant outlives RQ's 180 s default
-STALE_SECONDS = 600             # a run without a committed batch for this long is taken as dead
 HELPER_MIN_ACCOUNTS = 5000      # a run asks for a helper job per this many accounts left (see charge_period)
 MAX_HELPERS = 3
-
-
 
 
 @in_app_context
@@ -165,66 +159,17 @@ def apply_owed(tenant_id: int, account_id: int) -> dict:
     return {"applied": result.applied, "left": result.left, "reactivated": result.reactivated}
 
 
+# How the cron starts a run (a reseller's start, app/billing/runs.py, queues the same job id).
+CHARGE_RUNS = PeriodRuns("charge run", charge_period, run_job_id, run_of, due_run_keys,
+                         stale_setting="BILLING_RUN_STALE_SECONDS", log=log)
+
+
 def enqueue_run(tenant_id: int, key: str, **kwargs) -> str:
-    """Queue the tenant's run for `key` under its deterministic id (unique); requeue it when
-    the job with that id failed or its run went stale (its worker died)."""
-    job_id = run_job_id(tenant_id, key)
-    app = current_app._get_current_object()
-    if not app.config.get("REDIS_URL"):
-        return dispatch(charge_period, tenant_id, key, job_id=job_id, **kwargs)
-    from rq.exceptions import DuplicateJobError, NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    q = queue(app)
-    for _ in range(2):
-        try:
-            return q.enqueue(charge_period, args=(tenant_id, key), kwargs=kwargs, job_id=job_id, unique=True,
-                             job_timeout=RUN_TIMEOUT).id
-        except DuplicateJobError:
-            try:
-                job = Job.fetch(job_id, connection=redis_connection(app))
-            except NoSuchJobError:
-                continue
-            status = job.get_status(refresh=True)
-            dead = status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
-            if status == JobStatus.STARTED and _run_is_stale(tenant_id, key, app):
-                dead = True
-            if not dead:
-                return job_id          # queued, running or finished recently: nothing to do
-            log.warning("charge run %s: job %s was %s; queued again", key, job_id, status)
-            job.delete()
-    return job_id
-
-
-def _run_is_stale(tenant_id: int, key: str, app) -> bool:
-    from app.billing.cycle import run_of
-
-    stale = float(app.config.get("BILLING_RUN_STALE_SECONDS", STALE_SECONDS))
-    with tenant_scope(tenant_id, descendants=False):
-        run = run_of(tenant_id, key)
-    return (run is not None and run.finished_at is None
-            and run.heartbeat_at < utcnow() - timedelta(seconds=stale))
+    """Queue the tenant's charge run for `key` (workers/period_runs.py: unique id, requeued when dead)."""
+    return CHARGE_RUNS.enqueue(tenant_id, key, **kwargs)
 
 
 @in_app_context
 def enqueue_period_runs(now: str | None = None) -> list[str]:
     """The cron entry: one run per tenant and current period key (autorefill is part of it)."""
-    from app.accounts.models import Account
-    from app.billing.cycle import due_run_keys
-
-    moment = datetime.fromisoformat(now) if now else datetime.now(timezone.utc)
-    with unscoped():
-        tenants = list(db.session.execute(select(Account.tenant_id).where(Account.status != "closed")
-                                          .distinct().order_by(Account.tenant_id)).scalars())
-    queued = []
-    for tenant_id in tenants:
-        try:
-            with tenant_scope(tenant_id, descendants=False):
-                keys = due_run_keys(tenant_id, moment)
-            for key in keys:
-                queued.append(enqueue_run(tenant_id, key, **({"now": now} if now else {})))
-        except Exception:              # one tenant's trouble does not hold the others back
-            log.exception("billing runs of tenant %s not queued", tenant_id)
-            db.session.rollback()
-    db.session.commit()
-    return queued
+    return CHARGE_RUNS.enqueue_every_tenant(now)

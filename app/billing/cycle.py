@@ -48,6 +48,7 @@ from app.conflicts import FieldError
 from app.extensions import db
 from app.timezones import zone
 from app.money import MONEY_SCALE
+from app.period_runs import PeriodRun
 from tenants.mixins import AccountOwned, TenantOwned
 from tenants.models import utcnow
 
@@ -63,17 +64,11 @@ OUTCOMES = ("charged", "skipped", "owed", "suspended", "failed")
 BATCH_SIZE = 2000      # accounts per transaction of a run
 
 
-class ChargeRun(TenantOwned, db.Model):
+class ChargeRun(PeriodRun, TenantOwned, db.Model):
     """One tenant's run for one period key; counts add up over every pass of the run."""
     __tablename__ = "charge_runs"
     __table_args__ = (UniqueConstraint("tenant_id", "period"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    period: Mapped[str] = mapped_column(String(10))
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column()
-    passes: Mapped[int] = mapped_column(default=0)
     charged: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)
     owed: Mapped[int] = mapped_column(default=0)

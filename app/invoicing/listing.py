@@ -19,6 +19,7 @@ from sqlalchemy import case, func, or_, select
 from app.accounts.models import Account
 from app.extensions import db
 from app.invoicing.models import Invoice, Receipt, Statement
+from app.list_filters import day_bounds, read_interval, read_status
 
 STATUS_FILTERS = ("open", "overdue", "paid", "void", "draft", "credit_note")
 PAGE_SIZE = 100
@@ -38,33 +39,14 @@ class Filters:
         """Filters from a query string; a bad value is dropped with a message for its field."""
         errors = {}
         f = cls(account_id=account_id)
-        status = (args.get("status") or "").strip()
-        if status and status not in statuses:
-            errors["status"] = "Unknown status."
-        else:
-            f.status = status
+        f.status = read_status(args, statuses, errors)
         f.q = (args.get("q") or "").strip()[:80]
-        for name in ("date_from", "date_to"):
-            raw = (args.get(name) or "").strip()
-            if raw:
-                try:
-                    setattr(f, name, date.fromisoformat(raw))
-                except ValueError:
-                    errors[name] = "Use a date like 2026-12-31."
-        if f.date_from and f.date_to and f.date_from > f.date_to:
-            errors["date_to"] = "The end is before the start."
-            f.date_to = None
+        f.date_from, f.date_to = read_interval(args, errors)
         try:
             f.page = max(1, min(int(args.get("page") or 1), 10_000))
         except ValueError:
             f.page = 1
         return f, errors
-
-
-def _day_bounds(f: Filters):
-    start = datetime.combine(f.date_from, datetime.min.time()) if f.date_from else None
-    end = datetime.combine(f.date_to + timedelta(days=1), datetime.min.time()) if f.date_to else None
-    return start, end
 
 
 def query(f: Filters, today: date | None = None):
@@ -82,7 +64,7 @@ def query(f: Filters, today: date | None = None):
         like = f"%{f.q.lower()}%"
         q = q.where(or_(Account.account_number == f.q, Invoice.number == f.q, func.lower(Account.name).like(like),
                         func.lower(Account.company).like(like)))
-    start, end = _day_bounds(f)
+    start, end = day_bounds(f.date_from, f.date_to)
     issued = func.coalesce(Invoice.issued_at, Invoice.created_at)
     if start:
         q = q.where(issued >= start)
@@ -171,7 +153,7 @@ def bills(account_id: int, f: Filters, today: date | None = None, limit: int = 5
     """An account's documents in the interval, newest first: invoices (unpaid, overdue, paid,
     void), credit notes, statements and receipts. `f.status` narrows to one of BILL_STATUSES."""
     today = today or date.today()
-    start, end = _day_bounds(f)
+    start, end = day_bounds(f.date_from, f.date_to)
     out: list[Bill] = []
     want = f.status
     if want in ("", "unpaid", "paid", "void", "credit_note"):

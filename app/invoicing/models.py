@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from app.money import MONEY_SCALE
+from app.period_runs import PeriodRun
 from tenants.mixins import AccountOwned, TenantOwned
 from tenants.models import utcnow
 
@@ -259,18 +260,12 @@ class Receipt(AccountOwned, db.Model):
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class InvoiceRun(TenantOwned, db.Model):
+class InvoiceRun(PeriodRun, TenantOwned, db.Model):
     """One tenant's document run for one closed period key (invoices for postpaid accounts,
     statements for prepaid ones); counts add up over every pass of the run."""
     __tablename__ = "invoice_runs"
     __table_args__ = (UniqueConstraint("tenant_id", "period"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    period: Mapped[str] = mapped_column(String(10))
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column()
-    passes: Mapped[int] = mapped_column(default=0)
     invoiced: Mapped[int] = mapped_column(default=0)
     statement: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[int] = mapped_column(default=0)

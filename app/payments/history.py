@@ -2,12 +2,13 @@
 filtered for the reseller's list and the customer's page. Reads only; the tenant scope of
 the caller limits the rows (a customer sees its account's, a reseller its subtree's)."""
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 
 from sqlalchemy import func, or_, select
 
 from app.accounts.models import Account
 from app.extensions import db
+from app.list_filters import day_bounds, read_interval, read_status
 from app.payments.models import STATUSES, Payment
 
 METHODS = ("card", "bank_transfer", "cash", "cheque")
@@ -32,27 +33,14 @@ class Filters:
         """Filters from a query string; unknown values are dropped with a message per field."""
         errors = {}
         f = cls(account_id=account_id)
-        status = (args.get("status") or "").strip()
-        if status and status not in STATUS_FILTERS:
-            errors["status"] = "Unknown status."
-        else:
-            f.status = status
+        f.status = read_status(args, STATUS_FILTERS, errors)
         method = (args.get("method") or "").strip()
         if method and method not in METHODS:
             errors["method"] = "Unknown method."
         else:
             f.method = method
         f.q = (args.get("q") or "").strip()[:80]
-        for name in ("date_from", "date_to"):
-            raw = (args.get(name) or "").strip()
-            if raw:
-                try:
-                    setattr(f, name, date.fromisoformat(raw))
-                except ValueError:
-                    errors[name] = "Use a date like 2026-12-31."
-        if f.date_from and f.date_to and f.date_from > f.date_to:
-            errors["date_to"] = "The end is before the start."
-            f.date_to = None
+        f.date_from, f.date_to = read_interval(args, errors)
         try:
             f.page = max(1, int(args.get("page") or 1))
         except ValueError:
@@ -73,10 +61,11 @@ def query(f: Filters):
         q = q.where(or_(Account.account_number == f.q, func.lower(Account.name).like(like),
                         func.lower(Account.company).like(like), Payment.provider_ref == f.q,
                         Payment.payment_intent_id == f.q, func.lower(Payment.reference).like(like)))
-    if f.date_from:
-        q = q.where(Payment.created_at >= datetime.combine(f.date_from, datetime.min.time()))
-    if f.date_to:
-        q = q.where(Payment.created_at < datetime.combine(f.date_to + timedelta(days=1), datetime.min.time()))
+    start, end = day_bounds(f.date_from, f.date_to)
+    if start:
+        q = q.where(Payment.created_at >= start)
+    if end:
+        q = q.where(Payment.created_at < end)
     return q
 
 

@@ -32,7 +32,8 @@ from typing import NamedTuple
 
 import stripe
 from flask import current_app
-from sqlalchemy import Boolean, DateTime, Integer, String, and_, bindparam, case, event as sa_event, exists, func, select, update
+from sqlalchemy import (Boolean, DateTime, Integer, String, and_, bindparam, case, event as sa_event, exists, func,
+                        select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -261,12 +262,25 @@ def record_event(event, endpoint_tenant_id: int | None) -> str:
                                     account_id)
     if new_id is None:
         return "duplicate"
+    _one_at_a_time(pi)
     status, note = apply(event["type"], obj, endpoint_tenant_id, account)
     if status != "processed" or note:
         db.session.execute(update(_events).where(_events.c.id == new_id).values(status=status, note=note[:255]))
     if status == "ignored":
         log.info("stripe event %s of type %s acknowledged, not handled", event["id"], event["type"])
     return status
+
+
+_INTENT_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:pi, 18))")
+
+
+def _one_at_a_time(pi) -> None:
+    """The events of one payment intent apply one after the other (PostgreSQL: an advisory lock
+    on the intent until the transaction ends, taken before any row lock). Without it a refund
+    arriving while its payment is being credited was recorded "deferred" in a transaction the
+    credit's replay could not see yet, and stayed deferred. SQLite writes one at a time anyway."""
+    if isinstance(pi, str) and pi and db.session.get_bind().dialect.name == "postgresql":
+        _run(_INTENT_LOCK, {"pi": pi})
 
 
 def _insert_event(event, pi, endpoint_tenant_id, account_id):

@@ -316,3 +316,43 @@ def test_a_closed_account_or_another_currency_is_held_for_review(hook, client, w
     with unscoped():
         assert sorted(db.session.scalars(select(Payment.status))) == ["review", "review"]
         assert entries(world.account_a.id, "payment") == 0
+
+
+def test_a_refund_recorded_while_its_payment_is_credited_is_applied_not_left_deferred(hook, app, world, monkeypatch):
+    """The refund's transaction records it "deferred" (no credited payment yet) and stays open a
+    moment; the completion comes in meanwhile. The completion waits for the refund's transaction
+    (one event of an intent at a time), then sees it deferred and applies it."""
+    import app.payments.webhooks as webhooks
+
+    start = balance(world.account_a.id)
+    refunding = threading.Event()
+    real_refund = webhooks._refund
+
+    def slow_refund(charge):
+        outcome = real_refund(charge)
+        refunding.set()
+        time.sleep(0.8)                 # the refund's transaction is still open
+        return outcome
+    monkeypatch.setattr(webhooks, "_refund", slow_refund)
+    refund = signed(event("evt_ref_race", "charge.refunded", {"id": "ch_9", "object": "charge", "payment_intent": "pi_9",
+                                                              "amount_refunded": 1000, "currency": "usd"}))
+    done = signed(completed("evt_done_race", world.account_a, cents=2500, session="cs_9", pi="pi_9"))
+    outcomes = {}
+
+    def send(name, body_headers):
+        body, headers = body_headers
+        outcomes[name] = app.test_client().post("/webhooks/stripe", data=body, headers=headers).json["outcome"]
+
+    r = threading.Thread(target=send, args=("refund", refund))
+    r.start()
+    assert refunding.wait(10)
+    c = threading.Thread(target=send, args=("completion", done))
+    c.start()
+    r.join(10)
+    c.join(10)
+    assert outcomes == {"refund": "deferred", "completion": "processed"}
+    assert balance(world.account_a.id) == start + Decimal("15.00")       # 25.00 in, 10.00 refunded
+    with unscoped():
+        assert db.session.execute(select(WebhookEvent.status).where(WebhookEvent.event_id == "evt_ref_race")
+                                  ).scalar_one() == "processed"
+        assert balance_mismatches() == []

@@ -52,23 +52,35 @@ def on_credit(account: Account, posted, credit_key: str, *, kind: str, gross, pa
     gross = money.quantize(gross, account.currency)
     net, lines = gross, []
     if kind == "payment":
-        net, lines = tax_rules.split_inclusive(gross, tax_rules.applicable(account.id), account.currency)
-        total = tax_rules.total_of(lines)
-        if total:
-            names = ", ".join(f"{t.name}" for t in lines)
-            ledger.post(account.id, -total, "tax", tax_key(credit_key), description=f"{names} on payment {reference}"[:255],
-                        created_by_id=created_by_id)
+        net, lines = pay_taxes(account.id, account.currency, gross, credit_key, reference=reference,
+                               created_by_id=created_by_id)
     return issue_receipt(account, credit_key, kind=kind, amount=gross, net=net, tax_lines=lines,
-                         ledger_entry_id=posted.entry_id, payment_id=payment_id, method=method, reference=reference)
+                         ledger_entry_id=posted.entry_id, payment_id=payment_id, method=method, reference=reference,
+                         fresh=True)
+
+
+def pay_taxes(account_id: int, currency: str, gross, credit_key: str, *, reference: str = "",
+              exempt: bool | None = None, created_by_id: int | None = None):
+    """A prepaid payment's taxes, tax included: posts `tax −T` keyed `tax:<credit key>` (once).
+    Returns (net, tax lines). `exempt`: the account's flag, when the caller read it."""
+    gross = money.quantize(gross, currency)
+    net, lines = tax_rules.split_inclusive(gross, tax_rules.applicable(account_id, exempt), currency)
+    total = tax_rules.total_of(lines)
+    if total:
+        names = ", ".join(f"{t.name}" for t in lines)
+        ledger.post(account_id, -total, "tax", tax_key(credit_key), description=f"{names} on payment {reference}"[:255],
+                    created_by_id=created_by_id)
+    return net, lines
 
 
 def issue_receipt(account: Account, credit_key: str, *, kind: str, amount, net, tax_lines, ledger_entry_id=None,
-                  payment_id=None, method: str = "", reference: str = "") -> Receipt:
-    """Number and store the receipt of one credit (once per credit key)."""
-    done = db.session.execute(select(Receipt).where(Receipt.account_id == account.id,
-                                                    Receipt.ledger_key == credit_key[:160])).scalar_one_or_none()
-    if done is not None:
-        return done
+                  payment_id=None, method: str = "", reference: str = "", fresh: bool = False) -> Receipt:
+    """Number and store the receipt of one credit (once per credit key). `fresh`: the credit
+    was posted in this transaction, so no receipt can exist for it yet."""
+    if not fresh:
+        done = receipt_for(account.id, credit_key)
+        if done is not None:
+            return done
     s = settings_of(account.tenant_id)
     now = utcnow()
     from app.invoicing.invoices import _issue_dates

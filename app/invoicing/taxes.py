@@ -51,6 +51,11 @@ class TaxLine:
         return {"tax_id": self.tax_id, "name": self.name, "rate": str(self.rate), "compound": self.compound,
                 "base": str(self.base), "amount": str(self.amount)}
 
+    @classmethod
+    def from_dict(cls, d: dict, position: int) -> "TaxLine":
+        return cls(position, d.get("tax_id"), d["name"], Decimal(d["rate"]), bool(d["compound"]), Decimal(d["base"]),
+                   Decimal(d["amount"]))
+
 
 def ordered(taxes) -> list[TaxSpec]:
     return sorted(taxes, key=lambda t: (t.position, t.tax_id or 0, t.name))
@@ -257,16 +262,19 @@ def set_account_taxes(account: Account, tax_ids, *, exempt: bool = False, reason
     return changes
 
 
-def applicable(account_id: int) -> list[TaxSpec]:
-    """The active taxes an account pays, in order ([] for an exempt account)."""
-    exempt = db.session.execute(select(Account.tax_exempt).where(Account.id == account_id)).scalar()
+def applicable(account_id: int, exempt: bool | None = None) -> list[TaxSpec]:
+    """The active taxes an account pays, in order ([] for an exempt account). `exempt`: the
+    account's flag when the caller has read it already."""
+    if exempt is None:
+        exempt = db.session.execute(select(Account.tax_exempt).where(Account.id == account_id)).scalar()
     if exempt is None or exempt:
         return []
+    # Columns, not Tax objects: a Stripe top-up asks this on the webhook's path.
     rows = db.session.execute(
-        select(Tax).join(AccountTax, AccountTax.tax_id == Tax.id)
+        select(Tax.name, Tax.rate, Tax.compound, Tax.position, Tax.id).join(AccountTax, AccountTax.tax_id == Tax.id)
         .where(AccountTax.account_id == account_id, Tax.active.is_(True))
-        .order_by(Tax.position, Tax.id)).scalars()
-    return [spec_of(t) for t in rows]
+        .order_by(Tax.position, Tax.id)).all()
+    return [TaxSpec(name, Decimal(rate), bool(compound), position, tax_id) for name, rate, compound, position, tax_id in rows]
 
 
 def applicable_many(account_ids) -> dict[int, list[TaxSpec]]:

@@ -2,7 +2,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -47,6 +47,10 @@ class Payment(AccountOwned, db.Model):
     # The receipt email: "" none (not credited, or from before receipts were tracked), "due"
     # (credited; the receipts job queues it), "queued" (in the notification outbox).
     receipt_status: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    # A prepaid card top-up's taxes as computed when it was credited (TaxLine.as_dict each):
+    # its numbered receipt is issued by the receipts job from them, off the webhook's path.
+    # None: no receipt left to issue (postpaid, or issued with the credit).
+    receipt_taxes: Mapped[list | None] = mapped_column(JSON(none_as_null=True))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

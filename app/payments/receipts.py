@@ -9,11 +9,14 @@ waits, not an RQ enqueue per payment: the Stripe webhook's path stays short). Th
 (`send_due_receipts`, also on the cron as a backstop) queues the email of every due receipt
 and marks it "queued", so each receipt goes once, even if two runs overlap (SKIP LOCKED).
 """
+from decimal import Decimal
+
 from sqlalchemy import select
 
 from app.accounts.models import Account
 from app.extensions import db
-from app.invoicing.receipts import receipt_for
+from app.invoicing.receipts import issue_receipt, receipt_for
+from app.invoicing.taxes import TaxLine
 from app.jobs import wake
 from app.money import format_money
 from app.notifications.outbox import queue_email
@@ -65,8 +68,16 @@ def _queue_receipt(payment_id: int, tenant_id: int) -> str:
         if p.receipt_status == "queued":
             return "already queued"
         account = db.session.execute(select(Account).where(Account.id == p.account_id)).scalar_one()
-        # A prepaid account's numbered receipt (app/invoicing/receipts.py), with its taxes.
-        receipt = receipt_for(account.id, credit_key(p.provider, p.payment_intent_id, p.provider_ref)) if p.ledger_entry_id else None
+        # A prepaid account's numbered receipt (app/invoicing/receipts.py), with its taxes: a
+        # card top-up's is issued here, from the taxes its credit paid (`receipt_taxes`).
+        key = credit_key(p.provider, p.payment_intent_id, p.provider_ref)
+        receipt = receipt_for(account.id, key) if p.ledger_entry_id else None
+        if receipt is None and p.ledger_entry_id and p.receipt_taxes is not None:
+            lines = [TaxLine.from_dict(d, n) for n, d in enumerate(p.receipt_taxes, 1)]
+            receipt = issue_receipt(account, key, kind="payment", amount=p.amount,
+                                    net=p.amount - sum((t.amount for t in lines), Decimal(0)), tax_lines=lines,
+                                    ledger_entry_id=p.ledger_entry_id, payment_id=p.id, method=p.method,
+                                    reference=p.reference or p.provider_ref, fresh=True)
         number = receipt.number if receipt is not None else str(p.id)
         taxes = ""
         if receipt is not None and receipt.tax_total:

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import stripe
 from flask import current_app
-from sqlalchemy import (Boolean, DateTime, Integer, String, and_, bindparam, case, event as sa_event, exists, func,
+from sqlalchemy import (JSON, Boolean, DateTime, Integer, String, and_, bindparam, case, event as sa_event, exists, func,
                         select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -193,7 +193,8 @@ def _statements(dialect: str):
         received_at=bindparam("e_at", type_=DateTime)
     ).on_conflict_do_nothing(index_elements=["provider", "event_id"]).returning(ev.c.id)
 
-    account_columns = (acc.c.id, acc.c.tenant_id, acc.c.currency, acc.c.status, acc.c.account_number)
+    account_columns = (acc.c.id, acc.c.tenant_id, acc.c.currency, acc.c.status, acc.c.account_number,
+                       acc.c.billing_type, acc.c.tax_exempt)
     account = select(*account_columns).where(acc.c.id == bindparam("a_id"))
     of_tenant = acc.c.tenant_id == bindparam("a_tenant")
     new_event_and_account = {}
@@ -221,6 +222,7 @@ def _statements(dialect: str):
         status=bindparam("c_status"), ledger_entry_id=bindparam("c_entry"),
         paid_at=func.coalesce(pay.c.paid_at, bindparam("c_at", type_=DateTime)),
         receipt_status=func.coalesce(bindparam("c_receipt", type_=String), pay.c.receipt_status),
+        receipt_taxes=func.coalesce(bindparam("c_taxes", type_=JSON(none_as_null=True)), pay.c.receipt_taxes),
         updated_at=bindparam("c_at", type_=DateTime)).returning(waiting)
     return SimpleNamespace(new_event=new_event, new_event_and_account=new_event_and_account, account=account,
                            account_of_tenant=account.where(of_tenant), upsert_payment=upsert, credited=credited)
@@ -249,6 +251,8 @@ class AccountRow(NamedTuple):
     currency: str
     status: str
     account_number: str
+    billing_type: str
+    tax_exempt: bool
 
 
 def record_event(event, endpoint_tenant_id: int | None) -> str:
@@ -396,15 +400,26 @@ def _checkout(kind, obj, endpoint_tenant_id, account=NOT_READ):
     if account.status == "closed" or p.currency != account.currency.upper() or p.currency != session_currency:
         _set_payment(p.id, status="review")
         return "review", f"payment {p.provider_ref} held: account {account.status}, {p.currency}"
-    posted = ledger.post(account.id, p.amount, "payment", credit_key("stripe", p.payment_intent_id, p.provider_ref),
-                         description=f"Payment {p.reference or p.provider_ref}",
+    key = credit_key("stripe", p.payment_intent_id, p.provider_ref)
+    posted = ledger.post(account.id, p.amount, "payment", key, description=f"Payment {p.reference or p.provider_ref}",
                          facts=ledger.AccountFacts(account.tenant_id, account.currency, account.account_number))
+    taxes = None
+    if posted.created and account.billing_type == "prepaid":
+        # The top-up pays its taxes now (tax included); its numbered receipt is issued from
+        # these lines by the receipts job: numbering would hold the tenant's series row locked
+        # until this commit, one webhook of the tenant at a time.
+        from app.invoicing.receipts import pay_taxes
+
+        _, lines = pay_taxes(account.id, account.currency, p.amount, key, reference=p.reference or p.provider_ref,
+                             exempt=account.tax_exempt)
+        taxes = [line.as_dict() for line in lines]
     deferred = _run(_sql().credited, {
         "c_id": p.id, "c_entry": posted.entry_id, "c_pi": p.payment_intent_id, "c_at": utcnow(),
-        "c_receipt": "due" if posted.created else None,
+        "c_receipt": "due" if posted.created else None, "c_taxes": taxes,
         "c_status": "succeeded" if p.status in ("pending", "failed", "review", "expired") else p.status}).scalar()
     if posted.created:
-        _invoicing_on_credit(account.id, p, posted)
+        if account.billing_type != "prepaid":
+            _invoicing_on_credit(account, p, posted)       # to its invoice, or the oldest open ones
         receipts.due(p.id, p.tenant_id)
     if deferred:
         _replay_deferred(p.payment_intent_id)
@@ -428,7 +443,7 @@ def credit(p: Payment, account: Account, *, created_by_id=None):
     if posted.created:
         p.receipt_status = "due"
         db.session.flush()
-        _invoicing_on_credit(account.id, p, posted, created_by_id=created_by_id)
+        _invoicing_on_credit(account, p, posted, created_by_id=created_by_id)
         receipts.due(p.id, p.tenant_id)
     return posted
 
@@ -453,14 +468,13 @@ def payment_key(p) -> str:
     return credit_key(p.provider, p.payment_intent_id, p.provider_ref)
 
 
-def _invoicing_on_credit(account_id: int, p, posted, *, created_by_id=None) -> None:
-    """Invoicing's part of a new credit (app/invoicing/receipts.on_credit): a prepaid top-up pays
+def _invoicing_on_credit(account, p, posted, *, created_by_id=None) -> None:
+    """Invoicing's part of a new credit (app/invoicing/receipts.on_credit): a prepaid payment pays
     its taxes (tax included) and gets a numbered receipt; a postpaid payment goes to its invoice
-    (or the oldest open ones). Needs the Account object: read only when a credit was made."""
+    (or the oldest open ones). `account`: the Account, or the webhook's AccountRow (postpaid:
+    only its id and billing type are read)."""
     from app.invoicing.receipts import on_credit
 
-    account = db.session.execute(select(Account).where(Account.id == account_id)
-                                 .execution_options(all_tenants=True)).scalar_one()
     on_credit(account, posted, payment_key(p), kind="payment", gross=p.amount, payment_id=p.id,
               invoice_id=p.invoice_id, method=p.method, reference=p.reference or p.provider_ref,
               created_by_id=created_by_id)

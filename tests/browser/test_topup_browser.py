@@ -79,3 +79,15 @@ def test_the_reseller_sees_the_payments_and_sets_its_limits(world, page, fake_st
     expect(page.locator(".flash.success")).to_have_text("Payment settings saved.")
     expect(page.locator("input[name=presets]")).to_have_value("20.00, 50.00, 100.00")
     shot(page, "reseller-payment-settings")
+
+
+def test_a_prepaid_customer_with_taxes_is_told_what_a_top_up_credits(world, page, fake_stripe, browser_login, shot):
+    from tests.integration.invoicing_support import give_taxes, make_tax
+
+    give_taxes(world.a, world.account_a.id, [make_tax(world.a, "VAT 25%", "25")])
+    browser_login(page, "portal", world.customer_a.email)
+    page.goto("/portal/topup")
+    note = page.get_by_test_id("topup-tax-note")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("Amounts include VAT 25%: a top-up of $10.00 credits $8.00 to your balance")
+    shot(page, "portal-topup-tax-note")

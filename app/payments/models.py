@@ -91,3 +91,9 @@ class StripeSettings(TenantOwned, db.Model):
     topup_max: Mapped[Decimal] = mapped_column(Numeric(18, MONEY_SCALE), default=Decimal("500"))
     topup_presets: Mapped[str] = mapped_column(String(120), default="10,25,50,100")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def credit_key(provider: str, payment_intent_id: str | None, provider_ref: str) -> str:
+    """The ledger key of a payment's credit: one credit per Stripe payment intent (a completion
+    and an async success of one payment), one per reference for a manual payment."""
+    return f"stripe:pay:{payment_intent_id or provider_ref}" if provider == "stripe" else f"manual:{provider_ref}"

@@ -20,7 +20,7 @@ from app.invoicing.taxes import TaxLine
 from app.jobs import wake
 from app.money import format_money
 from app.notifications.outbox import queue_email
-from app.payments.models import Payment
+from app.payments.models import Payment, credit_key
 from tenants.scope import tenant_scope, unscoped
 
 JOB = "workers.payments.send_receipts"
@@ -102,9 +102,3 @@ def _receipt_pdf(receipt_id: int) -> tuple[str, str, bytes]:
 
     doc = render.document("receipt", receipt_id)
     return render.filename(doc), "application/pdf", render.render_pdf(doc)
-
-
-def credit_key(provider: str, payment_intent_id, provider_ref: str) -> str:
-    from app.payments.webhooks import credit_key as key     # webhooks imports this module
-
-    return key(provider, payment_intent_id, provider_ref)

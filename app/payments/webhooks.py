@@ -41,7 +41,7 @@ from app import ledger, money
 from app.accounts.models import Account
 from app.extensions import db
 from app.payments import receipts
-from app.payments.models import Payment, StripeSettings, WebhookEvent
+from app.payments.models import Payment, StripeSettings, WebhookEvent, credit_key
 from app.payments.secrets import decrypt
 from tenants.models import Tenant, utcnow
 
@@ -424,12 +424,6 @@ def _checkout(kind, obj, endpoint_tenant_id, account=NOT_READ):
     if deferred:
         _replay_deferred(p.payment_intent_id)
     return "processed", ""
-
-
-def credit_key(provider: str, payment_intent_id: str | None, provider_ref: str) -> str:
-    """The ledger key of a payment's credit: one credit per Stripe payment intent (a completion
-    and an async success of one payment), one per reference for a manual payment."""
-    return f"stripe:pay:{payment_intent_id or provider_ref}" if provider == "stripe" else f"manual:{provider_ref}"
 
 
 def credit(p: Payment, account: Account, *, created_by_id=None):

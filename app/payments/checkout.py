@@ -130,17 +130,31 @@ def start_topup(account_id: int, amount_text, *, nonce: str, success_url: str, c
         raise LookupError(f"account {account_id} not found in this scope")
     if account.status == "closed":
         raise TopupError("This account is closed.")
-    if not nonce or len(nonce) > 64 or not nonce.replace("-", "").isalnum():
-        raise TopupError("The form expired; reload the page and try again.")
+    _check_nonce(nonce)
     currency = account.currency.upper()
     amount = check_amount(amount_text, account, limits_for(account.tenant_id, currency))
-    client = client_for(account.tenant_id)
-    meta = {"account_id": str(account.id), "purpose": "topup"}
+    session = _checkout_session(
+        account, amount, currency, f"Top-up, account {account.account_number}", {"purpose": "topup"},
+        success_url=success_url, cancel_url=cancel_url, idempotency_key=f"topup:{account.id}:{nonce}",
+        refused="The card processor refused the top-up; please try again later.")
+    payment = pending_payment(account, session.id, amount, currency, created_by_id=created_by_id)
+    return payment, session.url
+
+
+def _check_nonce(nonce: str) -> None:
+    if not nonce or len(nonce) > 64 or not nonce.replace("-", "").isalnum():
+        raise TopupError("The form expired; reload the page and try again.")
+
+
+def _checkout_session(account: Account, amount: Decimal, currency: str, product: str, meta: dict, *,
+                      success_url: str, cancel_url: str, idempotency_key: str, refused: str):
+    """One Checkout Session for `amount` on the account's Stripe key (the same one again for
+    the same idempotency key). TopupError with `refused` when Stripe refuses the request."""
+    meta = {"account_id": str(account.id), **meta}
     params = {
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {
-            "currency": currency.lower(), "unit_amount": to_minor(amount, currency),
-            "product_data": {"name": f"Top-up, account {account.account_number}"}}}],
+            "currency": currency.lower(), "unit_amount": to_minor(amount, currency), "product_data": {"name": product}}}],
         "success_url": success_url, "cancel_url": cancel_url,
         "client_reference_id": str(account.id),
         "metadata": meta, "payment_intent_data": {"metadata": meta},
@@ -148,16 +162,14 @@ def start_topup(account_id: int, amount_text, *, nonce: str, success_url: str, c
     if account.email:
         params["customer_email"] = account.email
     try:
-        session = client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": f"topup:{account.id}:{nonce}"})
+        return client_for(account.tenant_id).v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": idempotency_key})
     except stripe.IdempotencyError:
-        raise TopupError("This top-up was already started with another amount; reload the page.") from None
+        raise TopupError("This payment was already started with another amount; reload the page.") from None
     except stripe.InvalidRequestError:
-        raise TopupError("The card processor refused the top-up; please try again later.") from None
+        raise TopupError(refused) from None
     except stripe.StripeError:
         raise TopupError("The card processor cannot be reached; please try again in a minute.") from None
-    payment = pending_payment(account, session.id, amount, currency, created_by_id=created_by_id)
-    return payment, session.url
 
 
 def pending_payment(account: Account, session_id: str, amount: Decimal, currency: str, *,
@@ -204,29 +216,13 @@ def start_invoice_payment(invoice_id: int, *, nonce: str, success_url: str, canc
         raise TopupError("This bill is already paid.")
     if account.status == "closed":
         raise TopupError("This account is closed.")
-    if not nonce or len(nonce) > 64 or not nonce.replace("-", "").isalnum():
-        raise TopupError("The form expired; reload the page and try again.")
-    client = client_for(account.tenant_id)
-    meta = {"account_id": str(account.id), "purpose": "invoice", "invoice_id": str(invoice.id)}
-    params = {
-        "mode": "payment",
-        "line_items": [{"quantity": 1, "price_data": {
-            "currency": currency.lower(), "unit_amount": to_minor(due, currency),
-            "product_data": {"name": f"Invoice {invoice.number}, account {account.account_number}"}}}],
-        "success_url": success_url, "cancel_url": cancel_url,
-        "client_reference_id": str(account.id),
-        "metadata": meta, "payment_intent_data": {"metadata": meta},
-    }
-    if account.email:
-        params["customer_email"] = account.email
-    try:
-        session = client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": f"invoice:{invoice.id}:{to_minor(due, currency)}:{nonce}"})
-    except stripe.InvalidRequestError:     # e.g. below the card processor's smallest charge
-        raise TopupError(f"The card processor refused a payment of {money.format_money(due, currency)}; "
-                         "please pay it by bank transfer or with your next bill.") from None
-    except stripe.StripeError:
-        raise TopupError("The card processor cannot be reached; please try again in a minute.") from None
+    _check_nonce(nonce)
+    session = _checkout_session(
+        account, due, currency, f"Invoice {invoice.number}, account {account.account_number}",
+        {"purpose": "invoice", "invoice_id": str(invoice.id)}, success_url=success_url, cancel_url=cancel_url,
+        idempotency_key=f"invoice:{invoice.id}:{to_minor(due, currency)}:{nonce}",
+        refused=f"The card processor refused a payment of {money.format_money(due, currency)}; "   # e.g. below its smallest charge
+                "please pay it by bank transfer or with your next bill.")
     payment = pending_payment(account, session.id, due, currency, created_by_id=created_by_id,
                               purpose="invoice", invoice_id=invoice.id)
     return payment, session.url

@@ -185,22 +185,15 @@ def credit_arrived(session, tenant_id: int, account_id: int, entry_id, *,
     the commit (app/billing/cycle.py), keyed on this credit. Raw SQL: the ledger does not
     import the billing package that imports it. `owed` and `status_reason`, when the caller
     read them already (post() on PostgreSQL), save the two reads."""
-    if owed is None:
-        owed = session.execute(text(
-            "SELECT 1 FROM recurring_charges WHERE account_id = :a AND status = 'owed' LIMIT 1"),
-            {"a": account_id}).first() is not None
-    if not owed:
-        if status_reason is None:
-            status_reason = session.execute(select(Account.status_reason).where(Account.id == account_id)).scalar()
-        if not status_reason:
-            return
-    from app.jobs import enqueue
-
-    enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
+    if owed is None or (not owed and status_reason is None):
+        credits_arrived(session, [(tenant_id, account_id, entry_id)])      # reads what it needs
+    elif owed or status_reason:
+        _queue_apply_owed(tenant_id, account_id, entry_id)
 
 
 def credits_arrived(session, credits: list[tuple[int, int, object]]) -> None:
-    """`credit_arrived` for many (tenant id, account id, entry id) at once: two queries in all."""
+    """`credit_arrived` for many (tenant id, account id, entry id) at once: two queries in all.
+    An account waits for credit when it has owed recurring charges or a status reason."""
     if not credits:
         return
     ids = sorted({a for _, a, _ in credits})
@@ -211,11 +204,15 @@ def credits_arrived(session, credits: list[tuple[int, int, object]]) -> None:
     if rest:
         waiting |= set(session.execute(select(Account.id).where(Account.id.in_(rest), Account.status_reason != "")
                                        ).scalars())
-    from app.jobs import enqueue
-
     for tenant_id, account_id, entry_id in credits:
         if account_id in waiting:
-            enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
+            _queue_apply_owed(tenant_id, account_id, entry_id)
+
+
+def _queue_apply_owed(tenant_id: int, account_id: int, entry_id) -> None:
+    from app.jobs import enqueue
+
+    enqueue("workers.billing.apply_owed", tenant_id, account_id, job_id=f"apply-owed-{account_id}-{entry_id}")
 
 
 def _expire_loaded_balance(session, account_id):

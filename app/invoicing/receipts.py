@@ -60,16 +60,17 @@ def on_credit(account: Account, posted, credit_key: str, *, kind: str, gross, pa
 
 
 def pay_taxes(account_id: int, currency: str, gross, credit_key: str, *, reference: str = "",
-              exempt: bool | None = None, created_by_id: int | None = None):
+              exempt: bool | None = None, created_by_id: int | None = None, facts=None):
     """A prepaid payment's taxes, tax included: posts `tax −T` keyed `tax:<credit key>` (once).
-    Returns (net, tax lines). `exempt`: the account's flag, when the caller read it."""
+    Returns (net, tax lines). `exempt` and `facts` (ledger.AccountFacts): what the caller read
+    of the account already."""
     gross = money.quantize(gross, currency)
     net, lines = tax_rules.split_inclusive(gross, tax_rules.applicable(account_id, exempt), currency)
     total = tax_rules.total_of(lines)
     if total:
         names = ", ".join(f"{t.name}" for t in lines)
         ledger.post(account_id, -total, "tax", tax_key(credit_key), description=f"{names} on payment {reference}"[:255],
-                    created_by_id=created_by_id)
+                    created_by_id=created_by_id, facts=facts)
     return net, lines
 
 

@@ -401,8 +401,9 @@ def _checkout(kind, obj, endpoint_tenant_id, account=NOT_READ):
         _set_payment(p.id, status="review")
         return "review", f"payment {p.provider_ref} held: account {account.status}, {p.currency}"
     key = credit_key("stripe", p.payment_intent_id, p.provider_ref)
+    facts = ledger.AccountFacts(account.tenant_id, account.currency, account.account_number)
     posted = ledger.post(account.id, p.amount, "payment", key, description=f"Payment {p.reference or p.provider_ref}",
-                         facts=ledger.AccountFacts(account.tenant_id, account.currency, account.account_number))
+                         facts=facts)
     taxes = None
     if posted.created and account.billing_type == "prepaid":
         # The top-up pays its taxes now (tax included); its numbered receipt is issued from
@@ -411,7 +412,7 @@ def _checkout(kind, obj, endpoint_tenant_id, account=NOT_READ):
         from app.invoicing.receipts import pay_taxes
 
         _, lines = pay_taxes(account.id, account.currency, p.amount, key, reference=p.reference or p.provider_ref,
-                             exempt=account.tax_exempt)
+                             exempt=account.tax_exempt, facts=facts)
         taxes = [line.as_dict() for line in lines]
     deferred = _run(_sql().credited, {
         "c_id": p.id, "c_entry": posted.entry_id, "c_pi": p.payment_intent_id, "c_at": utcnow(),

@@ -10,6 +10,7 @@ import contextvars
 import functools
 import os
 
+from rq import SimpleWorker as _RQSimpleWorker
 from rq import Worker as _RQWorker
 
 from flask import current_app, has_app_context
@@ -66,7 +67,27 @@ def _worker_app():
     return _app
 
 
-class Worker(_RQWorker):
+class PromptShutdown:
+    """An RQ worker that stops within a second. RQ (2.12) listens for commands on its channel
+    in redis-py's PubSubWorkerThread with a sleep time of 60 s, and redis-py 8's `stop()` waits
+    for that thread: once the channel is unsubscribed, the thread waits up to its sleep time for
+    a subscription, so a warm shutdown (a deploy, a test's burst worker) could hang a minute.
+    The same subscription, with a short sleep time (an idle wake-up twice a second)."""
+    PUBSUB_SLEEP = 0.5
+
+    def subscribe(self):
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=self.PUBSUB_SLEEP, daemon=True, exception_handler=self._pubsub_exception_handler)
+
+
+class SimpleWorker(PromptShutdown, _RQSimpleWorker):
+    """RQ's SimpleWorker (jobs in this process: tests, a burst run by hand), stopping promptly."""
+
+
+class Worker(PromptShutdown, _RQWorker):
     """An RQ worker that builds the app before forking its work horses, which inherit it.
     What the app made is then frozen out of the cyclic collector (`gc.freeze`): a horse's
     collections no longer rescan the whole imported app, nor write to its shared pages."""

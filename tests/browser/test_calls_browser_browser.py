@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
-from rq import SimpleWorker
+from workers.runner import SimpleWorker
 
 from app import jobs
 from app.billing.models import PlanCountry

@@ -98,7 +98,7 @@ def row_counts() -> dict:
 
 def run_jobs(app):
     """Run the queued RQ jobs (emails) in this process."""
-    from rq import SimpleWorker
+    from workers.runner import SimpleWorker
 
     from app.jobs import queue, redis_connection
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from rq import SimpleWorker
+from workers.runner import SimpleWorker
 from sqlalchemy import select, update
 
 from app import jobs

@@ -491,7 +491,7 @@ def test_a_reseller_asking_for_html_gets_the_page_attached(app, make_tenant, mak
 
 def _work(app):
     """Run the queued jobs (the document email, then the email delivery) as a worker would."""
-    from rq import SimpleWorker
+    from workers.runner import SimpleWorker
 
     from app.jobs import queue, redis_connection
 

@@ -22,10 +22,16 @@ def upgrade_with_accounts(uri):
         if db.engine.dialect.name != "postgresql":
             return count, None, None
         options = db.session.execute(text("SELECT reloptions FROM pg_class WHERE oid = 'accounts'::regclass")).scalar()
-        # A page written under the new setting, then one transaction updating every row of it.
-        for n in range(8, 400):
-            insert_at_revision(Account, id=n, tenant_id=1, account_number=f"48210{n:05d}", name=f"A{n}",
-                               email=f"a{n}@x.example")
+        # Pages written under the new setting (copies of account 7, one statement), then one
+        # transaction updating every row of them.
+        from sqlalchemy import MetaData, Table
+
+        table = Table("accounts", MetaData(), autoload_with=db.session.connection())
+        rest = [c.name for c in table.columns if c.name not in ("id", "account_number") and c.computed is None]
+        db.session.execute(text(
+            f"INSERT INTO accounts (id, account_number, {', '.join(rest)}) "
+            f"SELECT n, '48210' || lpad(n::text, 5, '0'), {', '.join('a.' + c for c in rest)} "
+            "FROM generate_series(8, 399) AS n CROSS JOIN accounts a WHERE a.id = 7"))
         db.session.commit()
         db.session.execute(text("SELECT pg_stat_reset_single_table_counters('accounts'::regclass)"))
         db.session.commit()

@@ -5,7 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from rq import SimpleWorker
+from workers.runner import SimpleWorker
 from sqlalchemy import select
 
 from app import jobs

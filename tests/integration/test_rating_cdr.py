@@ -2,7 +2,7 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from rq import SimpleWorker
+from workers.runner import SimpleWorker
 from sqlalchemy import select
 
 from app import jobs, ledger

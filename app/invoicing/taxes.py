@@ -269,12 +269,13 @@ def applicable(account_id: int, exempt: bool | None = None) -> list[TaxSpec]:
         exempt = db.session.execute(select(Account.tax_exempt).where(Account.id == account_id)).scalar()
     if exempt is None or exempt:
         return []
-    # Columns, not Tax objects: a Stripe top-up asks this on the webhook's path.
+    # Columns, not Tax objects (a Stripe top-up asks this on the webhook's path); spec_of reads
+    # the same names off a row.
     rows = db.session.execute(
         select(Tax.name, Tax.rate, Tax.compound, Tax.position, Tax.id).join(AccountTax, AccountTax.tax_id == Tax.id)
         .where(AccountTax.account_id == account_id, Tax.active.is_(True))
         .order_by(Tax.position, Tax.id)).all()
-    return [TaxSpec(name, Decimal(rate), bool(compound), position, tax_id) for name, rate, compound, position, tax_id in rows]
+    return [spec_of(row) for row in rows]
 
 
 def applicable_many(account_ids) -> dict[int, list[TaxSpec]]:

@@ -9,14 +9,12 @@ waits, not an RQ enqueue per payment: the Stripe webhook's path stays short). Th
 (`send_due_receipts`, also on the cron as a backstop) queues the email of every due receipt
 and marks it "queued", so each receipt goes once, even if two runs overlap (SKIP LOCKED).
 """
-from decimal import Decimal
-
 from sqlalchemy import select
 
 from app.accounts.models import Account
 from app.extensions import db
 from app.invoicing.receipts import issue_receipt, receipt_for
-from app.invoicing.taxes import TaxLine
+from app.invoicing.taxes import TaxLine, total_of
 from app.jobs import wake
 from app.money import format_money
 from app.notifications.outbox import queue_email
@@ -75,7 +73,7 @@ def _queue_receipt(payment_id: int, tenant_id: int) -> str:
         if receipt is None and p.ledger_entry_id and p.receipt_taxes is not None:
             lines = [TaxLine.from_dict(d, n) for n, d in enumerate(p.receipt_taxes, 1)]
             receipt = issue_receipt(account, key, kind="payment", amount=p.amount,
-                                    net=p.amount - sum((t.amount for t in lines), Decimal(0)), tax_lines=lines,
+                                    net=p.amount - total_of(lines), tax_lines=lines,
                                     ledger_entry_id=p.ledger_entry_id, payment_id=p.id, method=p.method,
                                     reference=p.reference or p.provider_ref, fresh=True)
         number = receipt.number if receipt is not None else str(p.id)
